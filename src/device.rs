@@ -1,0 +1,86 @@
+//! Choosing where the model runs: burn's wgpu backend (Vulkan/Metal/DX12 natively, WebGPU in
+//! the browser) or its pure-Rust CPU backend, `flex`.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// burn's `flex` CPU backend (SIMD128 in wasm).
+    Cpu,
+    /// burn's wgpu backend on a GPU adapter.
+    Wgpu,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" | "flex" => Ok(Self::Cpu),
+            "wgpu" | "gpu" | "webgpu" => Ok(Self::Wgpu),
+            _ => Err(Error::Input(format!("unknown backend {s:?}: use cpu or wgpu"))),
+        }
+    }
+}
+
+/// A ready device and what it is.
+#[derive(Debug, Clone)]
+pub struct ComputeDevice {
+    pub device: Device,
+    pub kind: BackendKind,
+    /// Adapter name (`llvmpipe (LLVM 15.0.6, 256 bits)`, `NVIDIA H100`, ...) or `CPU`.
+    pub adapter: String,
+    /// Graphics API wgpu drives the adapter with (`Vulkan`, `BrowserWebGpu`, ...); `None` on CPU.
+    pub graphics_api: Option<String>,
+}
+
+impl ComputeDevice {
+    pub fn cpu() -> Self {
+        Self { device: Device::flex(), kind: BackendKind::Cpu, adapter: "CPU".into(), graphics_api: None }
+    }
+
+    /// Acquire the default wgpu adapter (native only; the browser must use [`Self::wgpu_async`]).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn wgpu() -> Result<Self, Error> {
+        let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
+        Ok(Self::from_setup(device, &setup))
+    }
+
+    /// Acquire the default wgpu adapter asynchronously (the only way in a browser).
+    pub async fn wgpu_async() -> Result<Self, Error> {
+        let (device, setup) = Device::wgpu_options()
+            .init_with_setup_async()
+            .await
+            .map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
+        Ok(Self::from_setup(device, &setup))
+    }
+
+    fn from_setup(device: Device, setup: &burn::tensor::wgpu::WgpuSetup) -> Self {
+        let info = setup.adapter.get_info();
+        Self { device, kind: BackendKind::Wgpu, adapter: info.name.clone(), graphics_api: Some(format!("{:?}", info.backend)) }
+    }
+
+    /// `wgpu` or `cpu` as asked (native only).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn new(kind: BackendKind) -> Result<Self, Error> {
+        match kind {
+            BackendKind::Cpu => Ok(Self::cpu()),
+            BackendKind::Wgpu => Self::wgpu(),
+        }
+    }
+
+    /// "wgpu on llvmpipe (Vulkan)" / "CPU (flex)".
+    pub fn describe(&self) -> String {
+        match (&self.kind, &self.graphics_api) {
+            (BackendKind::Wgpu, Some(api)) => format!("wgpu on {} ({api})", self.adapter),
+            _ => "CPU (burn flex)".into(),
+        }
+    }
+}
+
+/// Read a tensor back to the host as f32 values (async, as the browser requires).
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
+    let data = t.into_data_async().await.map_err(|e| Error::Device(format!("reading results back failed: {e:?}")))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected result data: {e:?}")))
+}

@@ -1,0 +1,20 @@
+//! webclip: OpenAI's CLIP in Rust on burn, with exact parity with Hugging Face transformers.
+//!
+//! The crate is the model ([`model`]), its weights ([`weights`]), tokenizer ([`tokenizer`]),
+//! image preprocessing ([`preprocess`]) and zero-shot classification ([`zeroshot`]) — all
+//! generic over where burn runs them ([`device`]) and free of any web type. The command-line
+//! tool (`src/main.rs`) and the browser build call the same [`zeroshot::Clip`].
+
+pub mod config;
+pub mod device;
+mod error;
+pub mod model;
+pub mod preprocess;
+pub mod tokenizer;
+pub mod weights;
+pub mod zeroshot;
+
+pub use config::{ClipConfig, PreprocessConfig};
+pub use device::{BackendKind, ComputeDevice};
+pub use error::Error;
+pub use zeroshot::{Clip, LabelSet, Prediction};

@@ -1,0 +1,294 @@
+//! `webclip`: zero-shot image classification, embeddings, tokenization and weight conversion
+//! from the command line, over the same library code the browser runs.
+//!
+//! Errors are one line on stderr and a non-zero exit; JSON output (`--json`) is exactly one
+//! JSON document on stdout.
+
+#[cfg(target_family = "wasm")]
+fn main() {}
+
+#[cfg(not(target_family = "wasm"))]
+fn main() {
+    cli::main()
+}
+
+#[cfg(not(target_family = "wasm"))]
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::process::ExitCode;
+
+    use clap::{Args, Parser, Subcommand};
+    use serde_json::json;
+    use webclip::tokenizer::{ClipTokenizer, Padding};
+    use webclip::weights::{FloatType, convert};
+    use webclip::zeroshot::DEFAULT_TEMPLATE;
+    use webclip::{BackendKind, Clip, ComputeDevice, Error};
+
+    #[derive(Parser)]
+    #[command(name = "webclip", version, about = "OpenAI CLIP on burn: zero-shot image classification and embeddings")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Classify images against labels (zero-shot).
+        Classify(ClassifyArgs),
+        /// Print L2-normalized image or text embeddings.
+        Embed(EmbedArgs),
+        /// Print the 77-long token ids and attention mask of texts.
+        Tokenize(TokenizeArgs),
+        /// Rewrite a model.safetensors with another float type.
+        Convert(ConvertArgs),
+    }
+
+    #[derive(Args)]
+    struct ModelArgs {
+        /// Hugging Face CLIP directory: config.json, model.safetensors [, tokenizer.json, preprocessor_config.json].
+        #[arg(long, value_name = "DIR")]
+        model: PathBuf,
+        /// Where to run: cpu (burn flex) or wgpu (GPU through Vulkan/Metal/DX12).
+        #[arg(long, default_value = "cpu", value_name = "cpu|wgpu")]
+        backend: String,
+    }
+
+    #[derive(Args)]
+    struct ClassifyArgs {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// A label (repeatable).
+        #[arg(long = "label", value_name = "L")]
+        labels: Vec<String>,
+        /// A file with one label per line.
+        #[arg(long = "labels", value_name = "FILE")]
+        labels_file: Option<PathBuf>,
+        /// Prompt template with {} for the label (repeatable: templates are ensembled).
+        #[arg(long = "template", value_name = "T")]
+        templates: Vec<String>,
+        /// Show only the K most probable labels.
+        #[arg(long, value_name = "K")]
+        top_k: Option<usize>,
+        /// Print one JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Images to classify.
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<PathBuf>,
+    }
+
+    #[derive(Args)]
+    struct EmbedArgs {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// An image to embed (repeatable).
+        #[arg(long = "image", value_name = "PATH")]
+        images: Vec<PathBuf>,
+        /// A text to embed (repeatable).
+        #[arg(long = "text", value_name = "T")]
+        texts: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    }
+
+    #[derive(Args)]
+    struct TokenizeArgs {
+        /// Use this model directory's tokenizer.json (default: the built-in CLIP tokenizer).
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[arg(value_name = "TEXT", required = true)]
+        texts: Vec<String>,
+    }
+
+    #[derive(Args)]
+    struct ConvertArgs {
+        /// Target float type.
+        #[arg(long, value_name = "f16|bf16|f32")]
+        dtype: String,
+        #[arg(value_name = "IN.safetensors")]
+        input: PathBuf,
+        #[arg(value_name = "OUT.safetensors")]
+        output: PathBuf,
+    }
+
+    pub fn main() {
+        // A bug must still end in one line, not a backtrace.
+        std::panic::set_hook(Box::new(|info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            eprintln!("webclip: internal error: {}", msg.lines().next().unwrap_or(""));
+        }));
+        let code = match Cli::try_parse() {
+            Ok(cli) => match run(cli) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("webclip: error: {}", one_line(&e.to_string()));
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) if !e.use_stderr() => {
+                // --help / --version
+                print!("{e}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+                eprintln!("webclip: error: {first} (see webclip --help)");
+                ExitCode::from(2)
+            }
+        };
+        std::process::exit(match code {
+            c if c == ExitCode::SUCCESS => 0,
+            c if c == ExitCode::from(2) => 2,
+            _ => 1,
+        });
+    }
+
+    fn one_line(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    fn run(cli: Cli) -> Result<(), Error> {
+        match cli.command {
+            Command::Classify(a) => classify(a),
+            Command::Embed(a) => embed(a),
+            Command::Tokenize(a) => tokenize(a),
+            Command::Convert(a) => {
+                let to: FloatType = a.dtype.parse()?;
+                let bytes = std::fs::read(&a.input).map_err(|e| io(&a.input, e))?;
+                let out = convert(&bytes, to)?;
+                std::fs::write(&a.output, out).map_err(|e| io(&a.output, e))
+            }
+        }
+    }
+
+    fn io(path: &Path, e: std::io::Error) -> Error {
+        Error::Input(format!("{}: {e}", path.display()))
+    }
+
+    fn load(args: &ModelArgs) -> Result<Clip, Error> {
+        let kind: BackendKind = args.backend.parse()?;
+        let device = ComputeDevice::new(kind)?;
+        Clip::load_dir(&args.model, &device.device)
+    }
+
+    fn decode_image(path: &Path) -> Result<webclip::preprocess::Rgb8, Error> {
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        webclip::preprocess::decode(&bytes).map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+    }
+
+    fn classify(a: ClassifyArgs) -> Result<(), Error> {
+        let mut labels = a.labels.clone();
+        if let Some(file) = &a.labels_file {
+            let text = std::fs::read_to_string(file).map_err(|e| io(file, e))?;
+            labels.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from));
+        }
+        if labels.iter().all(|l| l.trim().is_empty()) {
+            return Err(Error::Input("no labels: pass --label L (repeatable) or --labels FILE".into()));
+        }
+        if a.top_k == Some(0) {
+            return Err(Error::Input("--top-k must be at least 1".into()));
+        }
+        let templates = if a.templates.is_empty() { vec![DEFAULT_TEMPLATE.to_string()] } else { a.templates.clone() };
+        // Decode every image before loading the model, so a bad file fails fast.
+        let decoded = a.images.iter().map(|p| decode_image(p)).collect::<Result<Vec<_>, _>>()?;
+        let clip = load(&a.model)?;
+        let pixels: Vec<_> = decoded.iter().map(|img| clip.prepare_rgb(img)).collect();
+        let label_set = clip.label_set(&labels, &templates)?;
+        let results = pollster::block_on(clip.classify(&pixels, &label_set))?;
+        let k = a.top_k.unwrap_or(usize::MAX);
+        if a.json {
+            let out: Vec<_> = a
+                .images
+                .iter()
+                .zip(&results)
+                .map(|(path, preds)| {
+                    let preds: Vec<_> = preds
+                        .iter()
+                        .take(k)
+                        .map(|p| json!({"label": p.label, "probability": p.probability, "logit": p.logit}))
+                        .collect();
+                    json!({"image": path.display().to_string(), "predictions": preds})
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(out));
+        } else {
+            for (path, preds) in a.images.iter().zip(&results) {
+                println!("{}", path.display());
+                for p in preds.iter().take(k) {
+                    println!("  {:>7.3}%  {}", p.probability * 100.0, p.label);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn embed(a: EmbedArgs) -> Result<(), Error> {
+        if a.images.is_empty() && a.texts.is_empty() {
+            return Err(Error::Input("nothing to embed: pass --image PATH and/or --text T".into()));
+        }
+        let decoded = a.images.iter().map(|p| decode_image(p)).collect::<Result<Vec<_>, _>>()?;
+        let clip = load(&a.model)?;
+        let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
+        if !a.images.is_empty() {
+            let pixels: Vec<_> = decoded.iter().map(|img| clip.prepare_rgb(img)).collect();
+            let embeds = pollster::block_on(Clip::rows(clip.image_embeddings(&pixels)?))?;
+            rows.extend(a.images.iter().map(|p| p.display().to_string()).zip(embeds));
+        }
+        if !a.texts.is_empty() {
+            let embeds = pollster::block_on(Clip::rows(clip.text_embeddings(&a.texts)?))?;
+            rows.extend(a.texts.iter().cloned().zip(embeds));
+        }
+        if a.json {
+            let out: Vec<_> = rows.iter().map(|(input, e)| json!({"input": input, "embedding": e})).collect();
+            println!("{}", serde_json::Value::Array(out));
+        } else {
+            for (input, e) in &rows {
+                let head: Vec<String> = e.iter().take(6).map(|v| format!("{v:+.5}")).collect();
+                println!("{input}\t[{}] {} …", e.len(), head.join(" "));
+            }
+        }
+        Ok(())
+    }
+
+    fn tokenize(a: TokenizeArgs) -> Result<(), Error> {
+        let tokenizer = match &a.model {
+            Some(dir) => {
+                let path = dir.join("tokenizer.json");
+                if path.exists() {
+                    let json = std::fs::read(&path).map_err(|e| io(&path, e))?;
+                    ClipTokenizer::from_json(&json, 77)?
+                } else {
+                    ClipTokenizer::builtin(77)
+                }
+            }
+            None => ClipTokenizer::builtin(77),
+        };
+        let enc = tokenizer.encode(&a.texts, Padding::MaxLength)?;
+        let n = enc.tokens.seq_len;
+        if a.json {
+            let out: Vec<_> = a
+                .texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    json!({"text": t, "input_ids": enc.tokens.row(i), "attention_mask": &enc.attention_mask[i * n..(i + 1) * n]})
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(out));
+        } else {
+            for i in 0..a.texts.len() {
+                let ids: Vec<String> = enc.tokens.row(i).iter().map(u32::to_string).collect();
+                println!("{}", ids.join(" "));
+            }
+        }
+        Ok(())
+    }
+}

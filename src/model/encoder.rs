@@ -1,0 +1,124 @@
+//! The transformer encoder both towers share: pre-LayerNorm blocks of self-attention and an MLP.
+//!
+//! Mirrors transformers' `CLIPEncoder` / `CLIPEncoderLayer` / `CLIPAttention` / `CLIPMLP`; the
+//! field names are the checkpoint's key names (`layers.3.self_attn.q_proj.weight`, ...). The two
+//! towers differ only in the causal mask, which the text tower asks for.
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Tensor};
+
+use crate::config::Activation;
+
+/// Shapes of one encoder stack.
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderShape {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub layer_norm_eps: f64,
+    pub hidden_act: Activation,
+}
+
+impl EncoderShape {
+    /// Build the (lazily initialised) stack; weights are filled in by [`crate::weights`].
+    pub fn init(&self, device: &Device) -> ClipEncoder {
+        ClipEncoder { layers: (0..self.num_hidden_layers).map(|_| self.init_layer(device)).collect() }
+    }
+
+    fn init_layer(&self, device: &Device) -> ClipEncoderLayer {
+        let d = self.hidden_size;
+        let linear = |i, o| LinearConfig::new(i, o).init(device);
+        let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
+        ClipEncoderLayer {
+            self_attn: ClipAttention {
+                k_proj: linear(d, d),
+                v_proj: linear(d, d),
+                q_proj: linear(d, d),
+                out_proj: linear(d, d),
+                num_heads: self.num_attention_heads,
+            },
+            layer_norm1: norm(),
+            mlp: ClipMlp {
+                fc1: linear(d, self.intermediate_size),
+                fc2: linear(self.intermediate_size, d),
+                quick_gelu: self.hidden_act == Activation::QuickGelu,
+            },
+            layer_norm2: norm(),
+        }
+    }
+}
+
+/// Multi-head self-attention with separate q/k/v projections, as CLIP's checkpoints store them.
+#[derive(Module, Debug)]
+pub struct ClipAttention {
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub q_proj: Linear,
+    pub out_proj: Linear,
+    num_heads: usize,
+}
+
+impl ClipAttention {
+    pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
+        let [batch, tokens, hidden] = x.dims();
+        let head_dim = hidden / self.num_heads;
+        // [batch, tokens, hidden] -> [batch, heads, tokens, head_dim]
+        let heads = |t: Tensor<3>| t.reshape([batch, tokens, self.num_heads, head_dim]).swap_dims(1, 2);
+        let q = heads(self.q_proj.forward(x.clone()));
+        let k = heads(self.k_proj.forward(x.clone()));
+        let v = heads(self.v_proj.forward(x));
+        // softmax(q kᵀ / √head_dim) v, the causal mask hiding later tokens from earlier ones.
+        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: causal };
+        let out = attention(q, k, v, None, None, options);
+        self.out_proj.forward(out.swap_dims(1, 2).reshape([batch, tokens, hidden]))
+    }
+}
+
+/// fc1 → activation → fc2.
+#[derive(Module, Debug)]
+pub struct ClipMlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+    quick_gelu: bool,
+}
+
+impl ClipMlp {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.fc1.forward(x);
+        let h = if self.quick_gelu { h.clone() * sigmoid(h * 1.702) } else { gelu(h) };
+        self.fc2.forward(h)
+    }
+}
+
+/// One pre-LayerNorm block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
+#[derive(Module, Debug)]
+pub struct ClipEncoderLayer {
+    pub self_attn: ClipAttention,
+    pub layer_norm1: LayerNorm,
+    pub mlp: ClipMlp,
+    pub layer_norm2: LayerNorm,
+}
+
+impl ClipEncoderLayer {
+    pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
+        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), causal);
+        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+    }
+}
+
+/// The stack of encoder layers.
+#[derive(Module, Debug)]
+pub struct ClipEncoder {
+    pub layers: Vec<ClipEncoderLayer>,
+}
+
+impl ClipEncoder {
+    pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
+        self.layers.iter().fold(x, |x, layer| layer.forward(x, causal))
+    }
+}

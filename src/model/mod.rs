@@ -1,0 +1,77 @@
+//! The CLIP model: two towers, their projections into the shared space, and the logit scale.
+//!
+//! Mirrors transformers' `CLIPModel`; every parameter sits under the key the Hugging Face
+//! checkpoint uses, so reading this module tree and reading `model.safetensors` is the same act.
+
+pub mod encoder;
+pub mod text;
+pub mod vision;
+
+use burn::module::{Module, Param};
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::config::ClipConfig;
+pub use text::{ClipTextTransformer, TokenBatch, pooled_position};
+pub use vision::ClipVisionTransformer;
+
+#[derive(Module, Debug)]
+pub struct ClipModel {
+    pub text_model: ClipTextTransformer,
+    pub vision_model: ClipVisionTransformer,
+    pub visual_projection: Linear,
+    pub text_projection: Linear,
+    /// ln of the softmax temperature's inverse; stored as a scalar in the checkpoint.
+    pub logit_scale: Param<Tensor<1>>,
+}
+
+impl ClipConfig {
+    /// The model with lazily initialised parameters: nothing is allocated until the weights
+    /// loader replaces each one (see [`crate::weights`]).
+    pub fn init(&self, device: &Device) -> ClipModel {
+        let projection = |d_in| LinearConfig::new(d_in, self.projection_dim).with_bias(false).init(device);
+        ClipModel {
+            text_model: self.text_config.init(device),
+            vision_model: self.vision_config.init(device),
+            visual_projection: projection(self.vision_config.hidden_size),
+            text_projection: projection(self.text_config.hidden_size),
+            logit_scale: Initializer::Constant { value: self.logit_scale_init_value }.init([1], device),
+        }
+    }
+}
+
+/// Rows divided by their L2 norm, as transformers normalizes `image_embeds` / `text_embeds`.
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = (x.clone() * x.clone()).sum_dim(1).sqrt();
+    x / norm
+}
+
+impl ClipModel {
+    /// Projected, unnormalized text features `[batch, projection_dim]` (`get_text_features`).
+    pub fn get_text_features(&self, tokens: &TokenBatch) -> Tensor<2> {
+        self.text_projection.forward(self.text_model.forward(tokens))
+    }
+
+    /// Projected, unnormalized image features `[batch, projection_dim]` (`get_image_features`).
+    pub fn get_image_features(&self, pixels: Tensor<4>) -> Tensor<2> {
+        self.visual_projection.forward(self.vision_model.forward(pixels))
+    }
+
+    /// `exp(logit_scale)`, the factor that turns cosine similarities into logits.
+    pub fn logit_scale_exp(&self) -> Tensor<1> {
+        self.logit_scale.val().exp()
+    }
+
+    /// `logits_per_image` `[images, texts]` from L2-normalized embeddings.
+    pub fn logits(&self, image_embeds: Tensor<2>, text_embeds: Tensor<2>) -> Tensor<2> {
+        let scale = self.logit_scale_exp().unsqueeze::<2>();
+        image_embeds.matmul(text_embeds.transpose()) * scale
+    }
+
+    /// The full forward pass: (`logits_per_image`, `image_embeds`, `text_embeds`).
+    pub fn forward(&self, tokens: &TokenBatch, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
+        let text = l2_normalize(self.get_text_features(tokens));
+        let image = l2_normalize(self.get_image_features(pixels));
+        (self.logits(image.clone(), text.clone()), image, text)
+    }
+}

@@ -1,0 +1,73 @@
+//! The vision tower: patch embedding, class token, positions, encoder, pooling at the class token.
+//!
+//! Mirrors transformers' `CLIPVisionTransformer` (`vision_model.*` keys, including the
+//! checkpoint's own spelling `pre_layrnorm`).
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
+use burn::tensor::{Device, Tensor};
+
+use super::encoder::{ClipEncoder, EncoderShape};
+use crate::config::ClipVisionConfig;
+
+#[derive(Module, Debug)]
+pub struct ClipVisionEmbeddings {
+    pub class_embedding: Param<Tensor<1>>,
+    /// A bias-free convolution with stride = kernel = patch size: one token per patch.
+    pub patch_embedding: Conv2d,
+    pub position_embedding: Embedding,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipVisionTransformer {
+    pub embeddings: ClipVisionEmbeddings,
+    pub pre_layrnorm: LayerNorm,
+    pub encoder: ClipEncoder,
+    pub post_layernorm: LayerNorm,
+}
+
+impl ClipVisionConfig {
+    pub fn init(&self, device: &Device) -> ClipVisionTransformer {
+        let d = self.hidden_size;
+        let p = self.patch_size;
+        let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
+        ClipVisionTransformer {
+            embeddings: ClipVisionEmbeddings {
+                class_embedding: Initializer::Zeros.init([d], device),
+                patch_embedding: Conv2dConfig::new([self.num_channels, d], [p, p])
+                    .with_stride([p, p])
+                    .with_bias(false)
+                    .init(device),
+                position_embedding: EmbeddingConfig::new(self.patches_per_side().pow(2) + 1, d).init(device),
+            },
+            pre_layrnorm: norm(),
+            encoder: EncoderShape {
+                hidden_size: d,
+                intermediate_size: self.intermediate_size,
+                num_hidden_layers: self.num_hidden_layers,
+                num_attention_heads: self.num_attention_heads,
+                layer_norm_eps: self.layer_norm_eps,
+                hidden_act: self.hidden_act,
+            }
+            .init(device),
+            post_layernorm: norm(),
+        }
+    }
+}
+
+impl ClipVisionTransformer {
+    /// Pooled output `[batch, hidden]` for normalized pixels `[batch, 3, size, size]`.
+    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        let batch = pixels.dims()[0];
+        let patches = self.embeddings.patch_embedding.forward(pixels); // [batch, hidden, side, side]
+        let hidden = patches.dims()[1];
+        let patches = patches.flatten::<3>(2, 3).swap_dims(1, 2); // [batch, patches, hidden]
+        let class = self.embeddings.class_embedding.val().reshape([1, 1, hidden]).expand([batch, 1, hidden]);
+        let pos = self.embeddings.position_embedding.weight.val().unsqueeze::<3>(); // [1, 1 + patches, hidden]
+        let x = Tensor::cat(vec![class, patches], 1) + pos;
+        let x = self.encoder.forward(self.pre_layrnorm.forward(x), false);
+        let pooled = x.narrow(1, 0, 1).reshape([batch, hidden]);
+        self.post_layernorm.forward(pooled)
+    }
+}

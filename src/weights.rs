@@ -1,0 +1,237 @@
+//! Loading Hugging Face `model.safetensors` into the model, and converting between dtypes.
+//!
+//! The module tree uses the checkpoint's key names, so a parameter's path *is* its key, with
+//! three documented exceptions, all handled in [`Loader::load`]:
+//!
+//! | burn parameter                    | checkpoint tensor        | why                              |
+//! |-----------------------------------|--------------------------|----------------------------------|
+//! | `<linear>.weight` `[in, out]`     | `<linear>.weight` `[out, in]` | burn multiplies `x · W`, torch `x · Wᵀ`: transposed on the host |
+//! | `<layer norm>.gamma` / `.beta`    | `<layer norm>.weight` / `.bias` | burn's LayerNorm field names |
+//! | `logit_scale` `[1]`               | `logit_scale` `[]`       | burn has no 0-d tensors          |
+//!
+//! Extra tensors (e.g. `position_ids` in older checkpoints) are ignored. Each tensor is decoded
+//! to f32 on the host and moved to the device before the next is read, so peak memory stays
+//! near one copy of the weights plus one tensor.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::Error;
+use crate::config::ClipConfig;
+use crate::model::ClipModel;
+
+/// One stored tensor, borrowed from the file: its dtype, shape and little-endian bytes.
+#[derive(Debug, Clone)]
+pub struct RawTensor<'a> {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: &'a [u8],
+}
+
+/// Somewhere tensors can be read from by name.
+pub trait TensorSource {
+    /// The tensor, or `None` if the source has no tensor of that name.
+    fn tensor(&self, name: &str) -> Option<RawTensor<'_>>;
+}
+
+/// A parsed safetensors file held in memory (or memory-mapped).
+pub struct SafetensorsFile<'a> {
+    inner: SafeTensors<'a>,
+}
+
+impl<'a> SafetensorsFile<'a> {
+    /// Parse and validate the header: a truncated or corrupt file fails here, naming the cause.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let inner = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsFile(safetensors_message(e, bytes.len())))?;
+        Ok(Self { inner })
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.inner.names();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl TensorSource for SafetensorsFile<'_> {
+    fn tensor(&self, name: &str) -> Option<RawTensor<'_>> {
+        let view = self.inner.tensor(name).ok()?;
+        Some(RawTensor { dtype: view.dtype(), shape: view.shape().to_vec(), data: view.data() })
+    }
+}
+
+fn safetensors_message(e: safetensors::SafeTensorError, len: usize) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall => format!("the file is {len} bytes, too short for a safetensors header (truncated?)"),
+        E::InvalidHeaderLength => "the header length is larger than the file (truncated or not a safetensors file)".into(),
+        E::InvalidHeader(_) | E::InvalidHeaderStart | E::InvalidHeaderDeserialization(_) => {
+            format!("the header is not valid safetensors JSON ({e})")
+        }
+        E::MetadataIncompleteBuffer => {
+            "the tensor data is shorter or longer than the header says (truncated or corrupt file)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Decode a stored F32 / F16 / BF16 tensor to f32 values.
+pub fn decode_f32(name: &str, t: &RawTensor) -> Result<Vec<f32>, Error> {
+    let d = t.data;
+    Ok(match t.dtype {
+        Dtype::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => d.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => d.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        other => return Err(Error::Dtype { name: name.into(), dtype: format!("{other:?}") }),
+    })
+}
+
+/// Build the model for `config` and fill every parameter from `source`.
+pub fn load_model(config: &ClipConfig, source: &impl TensorSource, device: &Device) -> Result<ClipModel, Error> {
+    config.validate()?;
+    let mut loader = Loader { source, device: device.clone(), path: Vec::new(), containers: Vec::new(), error: None };
+    let model = config.init(device).map(&mut loader);
+    match loader.error {
+        Some(e) => Err(e),
+        None => Ok(model),
+    }
+}
+
+/// Walks the module tree; each parameter is replaced by the tensor stored under its key.
+struct Loader<'s, S> {
+    source: &'s S,
+    device: Device,
+    path: Vec<String>,
+    containers: Vec<String>,
+    error: Option<Error>,
+}
+
+impl<S: TensorSource> Loader<'_, S> {
+    fn load<const D: usize>(&self, expected: [usize; D]) -> Result<Tensor<D>, Error> {
+        let field = self.path.last().map(String::as_str).unwrap_or_default();
+        let parent = self.containers.last().map(String::as_str).unwrap_or_default();
+        let prefix = self.path[..self.path.len().saturating_sub(1)].join(".");
+        let key = |leaf: &str| if prefix.is_empty() { leaf.to_string() } else { format!("{prefix}.{leaf}") };
+        let (name, transpose) = match (parent, field) {
+            ("Struct:Linear", "weight") => (key("weight"), true),
+            ("Struct:LayerNorm", "gamma") => (key("weight"), false),
+            ("Struct:LayerNorm", "beta") => (key("bias"), false),
+            _ => (key(field), false),
+        };
+        let stored_shape: Vec<usize> = if transpose { expected.iter().rev().copied().collect() } else { expected.to_vec() };
+        let raw = self.source.tensor(&name).ok_or_else(|| Error::MissingTensor(name.clone()))?;
+        let scalar_ok = name == "logit_scale" && raw.shape.is_empty() && expected == [1; D];
+        if raw.shape != stored_shape && !scalar_ok {
+            return Err(Error::Shape { name, found: raw.shape.clone(), expected: stored_shape });
+        }
+        let mut values = decode_f32(&name, &raw)?;
+        if transpose {
+            let (rows, cols) = (stored_shape[0], stored_shape[1]); // [out, in]
+            let mut t = vec![0f32; values.len()];
+            for r in 0..rows {
+                for c in 0..cols {
+                    t[c * rows + r] = values[r * cols + c];
+                }
+            }
+            values = t;
+        }
+        Ok(Tensor::<D>::from_data(TensorData::new(values, expected), &self.device))
+    }
+}
+
+impl<S: TensorSource> ModuleMapper for Loader<'_, S> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.error.is_some() {
+            return param;
+        }
+        // `lazy_shape` reads the declared shape without running the (discarded) initializer.
+        let expected: [usize; D] = param.lazy_shape().dims();
+        match self.load(expected) {
+            Ok(tensor) => Param::initialized(param.id, tensor),
+            Err(e) => {
+                self.error = Some(e);
+                param
+            }
+        }
+    }
+}
+
+/// The float types `convert` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatType {
+    F32,
+    F16,
+    BF16,
+}
+
+impl std::str::FromStr for FloatType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Self::F32),
+            "f16" | "float16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::BF16),
+            _ => Err(Error::Input(format!("unknown dtype {s:?}: use f16, bf16 or f32"))),
+        }
+    }
+}
+
+/// Rewrite a safetensors file with every float tensor stored as `to`; other tensors (integer
+/// `position_ids`) and the file's metadata are kept. Values beyond f16's range are an error,
+/// not a silent infinity.
+pub fn convert(bytes: &[u8], to: FloatType) -> Result<Vec<u8>, Error> {
+    let file = SafetensorsFile::parse(bytes)?;
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| Error::WeightsFile(e.to_string()))?;
+    let mut out: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for name in file.names() {
+        let raw = file.tensor(name).expect("listed tensor exists");
+        let (dtype, data) = match raw.dtype {
+            Dtype::F32 | Dtype::F16 | Dtype::BF16 => {
+                let values = decode_f32(name, &raw)?;
+                encode(name, &values, to)?
+            }
+            other => (other, raw.data.to_vec()),
+        };
+        out.push((name.to_string(), dtype, raw.shape.to_vec(), data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = out
+        .iter()
+        .map(|(n, d, s, b)| {
+            safetensors::tensor::TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| Error::WeightsFile(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let meta: Option<HashMap<String, String>> = metadata.metadata().clone();
+    safetensors::serialize(views, meta).map_err(|e| Error::WeightsFile(e.to_string()))
+}
+
+fn encode(name: &str, values: &[f32], to: FloatType) -> Result<(Dtype, Vec<u8>), Error> {
+    let overflow = || Error::Input(format!("tensor {name} has values beyond the range of {to:?}"));
+    Ok(match to {
+        FloatType::F32 => (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        FloatType::F16 => {
+            let mut b = Vec::with_capacity(values.len() * 2);
+            for &v in values {
+                let h = half::f16::from_f32(v);
+                if h.is_infinite() && v.is_finite() {
+                    return Err(overflow());
+                }
+                b.extend_from_slice(&h.to_le_bytes());
+            }
+            (Dtype::F16, b)
+        }
+        FloatType::BF16 => (Dtype::BF16, values.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect()),
+    })
+}

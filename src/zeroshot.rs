@@ -1,0 +1,240 @@
+//! Zero-shot classification: labels × prompt templates → one embedding per label, computed once
+//! and reused for every image; image → softmax over `logit_scale · cosine`, sorted.
+//!
+//! [`Clip`] bundles a loaded model with its tokenizer and preprocessing; it is what both the
+//! command-line tool and the browser build call.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::config::{ClipConfig, PreprocessConfig};
+use crate::device::read_f32;
+use crate::model::{ClipModel, l2_normalize};
+use crate::preprocess::{self, Pixels, Rgb8};
+use crate::tokenizer::{ClipTokenizer, Padding};
+use crate::weights::{TensorSource, load_model};
+use crate::Error;
+
+/// CLIP's default prompt.
+pub const DEFAULT_TEMPLATE: &str = "a photo of a {}.";
+
+/// Prompts per text forward pass: bounds memory for large label sets (ImageNet × 80 templates).
+const TEXT_BATCH: usize = 256;
+/// Images per vision forward pass.
+const IMAGE_BATCH: usize = 16;
+
+/// A model ready to embed and classify.
+pub struct Clip {
+    pub config: ClipConfig,
+    pub preprocess: PreprocessConfig,
+    pub tokenizer: ClipTokenizer,
+    pub model: ClipModel,
+    device: Device,
+}
+
+/// The files of a Hugging Face CLIP repository, already read.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelFiles<'a> {
+    pub config_json: &'a str,
+    /// `preprocessor_config.json`; without it, CLIP's preprocessing at the model's image size.
+    pub preprocessor_json: Option<&'a str>,
+    /// `tokenizer.json`; without it, the built-in CLIP tokenizer.
+    pub tokenizer_json: Option<&'a [u8]>,
+}
+
+/// Embeddings of a label set, one L2-normalized row per label.
+pub struct LabelSet {
+    pub labels: Vec<String>,
+    pub templates: Vec<String>,
+    /// `[labels, projection_dim]`, on the model's device.
+    pub embeddings: Tensor<2>,
+}
+
+/// One label's score for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub label: String,
+    pub probability: f32,
+    pub logit: f32,
+}
+
+impl Clip {
+    /// Build from a repository's files and a source of its weights.
+    pub fn load(files: ModelFiles, weights: &impl TensorSource, device: &Device) -> Result<Self, Error> {
+        let config = ClipConfig::from_json(files.config_json)?;
+        let preprocess = match files.preprocessor_json {
+            Some(json) => PreprocessConfig::from_json(json)?,
+            None => PreprocessConfig::for_image_size(config.vision_config.image_size),
+        };
+        let size = config.vision_config.image_size;
+        let probe = preprocess.output_size(size * 2, size * 3);
+        if probe != (size, size) {
+            return Err(Error::Config(format!(
+                "preprocessing makes {}×{} images but the vision model takes {size}×{size}",
+                probe.1, probe.0
+            )));
+        }
+        let max_len = config.text_config.max_position_embeddings;
+        let tokenizer = match files.tokenizer_json {
+            Some(json) => ClipTokenizer::from_json(json, max_len)?,
+            None => ClipTokenizer::builtin(max_len),
+        };
+        let model = load_model(&config, weights, device)?;
+        Ok(Self { config, preprocess, tokenizer, model, device: device.clone() })
+    }
+
+    /// Load a Hugging Face model directory: `config.json`, `model.safetensors`, and optionally
+    /// `preprocessor_config.json` and `tokenizer.json`.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn load_dir(dir: &std::path::Path, device: &Device) -> Result<Self, Error> {
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
+        let optional = |name: &str| -> Result<Option<Vec<u8>>, Error> {
+            let path = dir.join(name);
+            if path.exists() { read(name).map(Some) } else { Ok(None) }
+        };
+        let config = String::from_utf8(read("config.json")?).map_err(|_| Error::Config("config.json is not UTF-8".into()))?;
+        let preprocessor = optional("preprocessor_config.json")?
+            .map(|b| String::from_utf8(b).map_err(|_| Error::Config("preprocessor_config.json is not UTF-8".into())))
+            .transpose()?;
+        let tokenizer = optional("tokenizer.json")?;
+        let path = dir.join("model.safetensors");
+        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        // Mapped, not read: the pages are the file's, so the process holds one copy of the weights.
+        // SAFETY: the file is only read; webclip does not modify model files while running.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        let weights = crate::weights::SafetensorsFile::parse(&map)?;
+        let files = ModelFiles {
+            config_json: &config,
+            preprocessor_json: preprocessor.as_deref(),
+            tokenizer_json: tokenizer.as_deref(),
+        };
+        Self::load(files, &weights, device)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Decode and preprocess an image file's bytes.
+    pub fn prepare_image(&self, bytes: &[u8]) -> Result<Pixels, Error> {
+        Ok(preprocess::preprocess(&preprocess::decode(bytes)?, &self.preprocess))
+    }
+
+    /// Preprocess raw RGBA pixels (a canvas's `ImageData`).
+    pub fn prepare_rgba(&self, width: usize, height: usize, rgba: &[u8]) -> Result<Pixels, Error> {
+        Ok(preprocess::preprocess(&preprocess::from_rgba(width, height, rgba)?, &self.preprocess))
+    }
+
+    /// Preprocess an already decoded RGB image.
+    pub fn prepare_rgb(&self, image: &Rgb8) -> Pixels {
+        preprocess::preprocess(image, &self.preprocess)
+    }
+
+    /// L2-normalized image embeddings `[images, projection_dim]` (transformers' `image_embeds`).
+    pub fn image_embeddings(&self, images: &[Pixels]) -> Result<Tensor<2>, Error> {
+        if images.is_empty() {
+            return Err(Error::Input("no images to embed".into()));
+        }
+        let chunks = images.chunks(IMAGE_BATCH).map(|chunk| {
+            let (h, w) = (chunk[0].height, chunk[0].width);
+            let mut data = Vec::with_capacity(chunk.len() * 3 * h * w);
+            for p in chunk {
+                data.extend_from_slice(&p.data);
+            }
+            let pixels = Tensor::<4>::from_data(TensorData::new(data, [chunk.len(), 3, h, w]), &self.device);
+            l2_normalize(self.model.get_image_features(pixels))
+        });
+        Ok(Tensor::cat(chunks.collect(), 0))
+    }
+
+    /// L2-normalized text embeddings `[texts, projection_dim]` (transformers' `text_embeds`).
+    /// Each batch is padded to its longest prompt, not to 77: the end-token pooling and the
+    /// causal mask make the padding invisible, so the numbers are the same.
+    pub fn text_embeddings(&self, texts: &[impl AsRef<str>]) -> Result<Tensor<2>, Error> {
+        if texts.is_empty() {
+            return Err(Error::Input("no texts to embed".into()));
+        }
+        let chunks = texts
+            .chunks(TEXT_BATCH)
+            .map(|chunk| {
+                let enc = self.tokenizer.encode(chunk, Padding::Longest)?;
+                Ok(l2_normalize(self.model.get_text_features(&enc.tokens)))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Tensor::cat(chunks, 0))
+    }
+
+    /// Embed every label with every template. With several templates, CLIP's prompt
+    /// ensembling: the mean of a label's normalized prompt embeddings, renormalized.
+    pub fn label_set(&self, labels: &[impl AsRef<str>], templates: &[impl AsRef<str>]) -> Result<LabelSet, Error> {
+        let labels: Vec<String> = labels.iter().map(|l| l.as_ref().trim().to_string()).filter(|l| !l.is_empty()).collect();
+        if labels.is_empty() {
+            return Err(Error::Input("the label list is empty: give at least one label".into()));
+        }
+        let mut templates: Vec<String> = templates.iter().map(|t| t.as_ref().to_string()).collect();
+        if templates.is_empty() {
+            templates.push(DEFAULT_TEMPLATE.into());
+        }
+        if let Some(t) = templates.iter().find(|t| !t.contains("{}")) {
+            return Err(Error::Input(format!("the template {t:?} has no {{}} where the label goes")));
+        }
+        let prompts: Vec<String> =
+            labels.iter().flat_map(|l| templates.iter().map(move |t| t.replace("{}", l))).collect();
+        let embeds = self.text_embeddings(&prompts)?; // [labels * templates, dim], label-major
+        let embeddings = if templates.len() == 1 {
+            embeds
+        } else {
+            let dim = embeds.dims()[1];
+            let mean = embeds.reshape([labels.len(), templates.len(), dim]).mean_dim(1).reshape([labels.len(), dim]);
+            l2_normalize(mean)
+        };
+        Ok(LabelSet { labels, templates, embeddings })
+    }
+
+    /// `logits_per_image` `[images, labels]` for normalized image embeddings.
+    pub fn logits(&self, image_embeds: Tensor<2>, labels: &LabelSet) -> Tensor<2> {
+        self.model.logits(image_embeds, labels.embeddings.clone())
+    }
+
+    /// Classify images against a label set: per image, every label sorted by probability.
+    pub async fn classify(&self, images: &[Pixels], labels: &LabelSet) -> Result<Vec<Vec<Prediction>>, Error> {
+        let logits = read_f32(self.logits(self.image_embeddings(images)?, labels)).await?;
+        Ok(logits.chunks(labels.labels.len()).map(|row| predictions(&labels.labels, row)).collect())
+    }
+
+    /// Host copies of normalized embeddings, one `Vec` per row.
+    pub async fn rows(t: Tensor<2>) -> Result<Vec<Vec<f32>>, Error> {
+        let dim = t.dims()[1];
+        Ok(read_f32(t).await?.chunks(dim).map(<[f32]>::to_vec).collect())
+    }
+}
+
+/// Softmax over one image's logits (in f64, then rounded), sorted by probability, descending.
+pub fn predictions(labels: &[String], logits: &[f32]) -> Vec<Prediction> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    let mut out: Vec<Prediction> = labels
+        .iter()
+        .zip(logits)
+        .zip(&exps)
+        .map(|((label, &logit), &e)| Prediction { label: label.clone(), probability: (e / sum) as f32, logit })
+        .collect();
+    // Stable: equal probabilities keep the labels' order.
+    out.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sorted() {
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let p = predictions(&labels, &[1.0, 3.0, 2.0]);
+        assert_eq!(p.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(), ["b", "c", "a"]);
+        let total: f32 = p.iter().map(|p| p.probability).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert!((p[0].probability - 0.66524096).abs() < 1e-6);
+    }
+}
