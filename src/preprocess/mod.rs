@@ -5,6 +5,8 @@
 //! Two entry points share every step after decoding: [`decode`] for encoded files (PNG, JPEG,
 //! WebP, GIF's first frame, BMP) and [`from_rgba`] for the raw RGBA pixels a browser canvas gives.
 
+#[cfg(not(target_family = "wasm"))]
+mod jpeg;
 mod resample;
 
 pub use resample::Rgb8;
@@ -36,12 +38,18 @@ pub struct Pixels {
 ///   *grayscale* by clamping at 255, which turns almost every pixel white; webclip takes the
 ///   high byte there too.)
 /// * GIFs give their first frame. EXIF orientation is not applied, as in transformers.
+/// * JPEG natively goes through libjpeg-turbo's arithmetic, as Pillow's does (see `jpeg.rs`).
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, Error> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::Image(e.to_string()))?;
     if reader.format().is_none() {
         return Err(Error::Image("unrecognised image format (supported: PNG, JPEG, WebP, GIF, BMP)".into()));
+    }
+    // Natively, JPEGs take libjpeg-turbo's path so they decode to Pillow's exact pixels.
+    #[cfg(not(target_family = "wasm"))]
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        return jpeg::decode(bytes);
     }
     let mut reader = reader;
     let mut limits = image::Limits::default();

@@ -1,0 +1,133 @@
+//! Parity with transformers on the tiny random-weight models, on the CPU backend and on the
+//! wgpu backend (natively on Vulkan; CI uses Mesa's lavapipe). Every number is compared with
+//! what `tests/fixtures/make_fixtures.py` recorded from `CLIPModel` / `CLIPImageProcessor`.
+
+mod common;
+
+use common::{MODELS, Scratch, assert_close, fixtures, reference};
+use webclip::tokenizer::Padding;
+use webclip::weights::{FloatType, convert};
+use webclip::{Clip, ComputeDevice};
+
+const LOGIT_TOL: f32 = 1e-4;
+const EMBED_TOL: f32 = 1e-5;
+
+fn rows(t: burn::tensor::Tensor<2>) -> Vec<Vec<f32>> {
+    pollster::block_on(Clip::rows(t)).unwrap()
+}
+
+/// Everything the model computes, checked against the reference for one model on one device.
+fn check_model(device: &ComputeDevice, model: &str) {
+    let clip = Clip::load_dir(&fixtures().join(model), &device.device).unwrap();
+    let r = reference(model);
+    let what = |s: &str| format!("{model} on {}: {s}", device.describe());
+
+    // Pixels: transformers' PIL pipeline, value for value.
+    let pixels: Vec<_> = r
+        .images
+        .iter()
+        .map(|img| clip.prepare_image(&std::fs::read(fixtures().join(&img.path)).unwrap()).unwrap())
+        .collect();
+    for (p, img) in pixels.iter().zip(&r.images) {
+        assert_close(&what(&format!("pixel_values of {}", img.path)), &p.data, &img.pixel_values, 1e-6);
+    }
+
+    // Token ids, padded to the longest prompt.
+    let enc = clip.tokenizer.encode(&r.texts, Padding::Longest).unwrap();
+    let want: Vec<u32> = r.input_ids.concat();
+    assert_eq!(enc.tokens.ids, want, "{}", what("input_ids"));
+
+    // Embeddings.
+    let text = rows(clip.text_embeddings(&r.texts).unwrap());
+    for (i, (got, want)) in text.iter().zip(&r.text_embeds).enumerate() {
+        assert_close(&what(&format!("text_embeds[{i}]")), got, want, EMBED_TOL);
+    }
+    let image_embeds = clip.image_embeddings(&pixels).unwrap();
+    for (got, img) in rows(image_embeds.clone()).iter().zip(&r.images) {
+        assert_close(&what(&format!("image_embeds of {}", img.path)), got, &img.image_embeds, EMBED_TOL);
+    }
+
+    // Logits and probabilities through the zero-shot path, one template and the ensemble.
+    let single = clip.label_set(&r.labels, &r.templates[..1]).unwrap();
+    let ensemble = clip.label_set(&r.labels, &r.templates).unwrap();
+    let logits = rows(clip.logits(image_embeds.clone(), &single));
+    let ens_logits = rows(clip.logits(image_embeds, &ensemble));
+    let preds = pollster::block_on(clip.classify(&pixels, &single)).unwrap();
+    for (i, img) in r.images.iter().enumerate() {
+        assert_close(&what(&format!("logits of {}", img.path)), &logits[i], &img.logits, LOGIT_TOL);
+        assert_close(&what(&format!("ensemble logits of {}", img.path)), &ens_logits[i], &img.ensemble_logits, LOGIT_TOL);
+        let mut probs = vec![0f32; r.labels.len()];
+        for p in &preds[i] {
+            probs[r.labels.iter().position(|l| *l == p.label).unwrap()] = p.probability;
+        }
+        // Softmax moves a probability by at most half the largest logit error.
+        assert_close(&what(&format!("probabilities of {}", img.path)), &probs, &img.probs, LOGIT_TOL / 2.0);
+        assert!(preds[i].windows(2).all(|w| w[0].probability >= w[1].probability), "sorted");
+    }
+
+    // Padding to 77 instead of the longest prompt changes nothing.
+    let enc77 = clip.tokenizer.encode(&r.texts, Padding::MaxLength).unwrap();
+    assert_eq!(enc77.tokens.seq_len, 77);
+    let padded = rows(webclip::model::l2_normalize(clip.model.get_text_features(&enc77.tokens)));
+    for (i, (a, b)) in padded.iter().zip(&text).enumerate() {
+        assert_close(&what(&format!("text_embeds[{i}] padded to 77 vs longest")), a, b, 1e-6);
+    }
+}
+
+#[test]
+fn cpu_matches_transformers() {
+    let device = ComputeDevice::cpu();
+    for model in MODELS {
+        check_model(&device, model);
+    }
+}
+
+#[test]
+fn wgpu_on_vulkan_matches_transformers() {
+    let device = ComputeDevice::wgpu().expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)");
+    assert_eq!(
+        device.graphics_api.as_deref(),
+        Some("Vulkan"),
+        "wgpu picked {} — the test means Vulkan (is mesa-vulkan-drivers installed?)",
+        device.describe()
+    );
+    for model in MODELS {
+        check_model(&device, model);
+    }
+}
+
+/// The committed weights are f16; their f32 and bf16 conversions hold the very same values
+/// (make_fixtures.py rounds every weight to one both types represent), so all three must give
+/// identical logits.
+#[test]
+fn f32_and_bf16_files_give_the_same_logits() {
+    let device = ComputeDevice::cpu();
+    let model = MODELS[0];
+    let r = reference(model);
+    let logits_of = |dir: &std::path::Path| {
+        let clip = Clip::load_dir(dir, &device.device).unwrap();
+        let img = &r.images[0];
+        let px = clip.prepare_image(&std::fs::read(fixtures().join(&img.path)).unwrap()).unwrap();
+        let labels = clip.label_set(&r.labels, &r.templates[..1]).unwrap();
+        rows(clip.logits(clip.image_embeddings(&[px]).unwrap(), &labels)).remove(0)
+    };
+    let base = logits_of(&fixtures().join(model));
+    assert_close("f16 file", &base, &r.images[0].logits, LOGIT_TOL);
+    let f16_bytes = std::fs::read(fixtures().join(model).join("model.safetensors")).unwrap();
+    for to in [FloatType::F32, FloatType::BF16, FloatType::F16] {
+        let dir = Scratch::model_copy(&format!("convert-{to:?}"), model);
+        let out = convert(&f16_bytes, to).unwrap();
+        let parsed = webclip::weights::SafetensorsFile::parse(&out).unwrap();
+        let want = match to {
+            FloatType::F32 => safetensors::Dtype::F32,
+            FloatType::F16 => safetensors::Dtype::F16,
+            FloatType::BF16 => safetensors::Dtype::BF16,
+        };
+        for name in parsed.names() {
+            use webclip::weights::TensorSource;
+            assert_eq!(parsed.tensor(name).unwrap().dtype, want, "{name} after converting to {to:?}");
+        }
+        std::fs::write(dir.path("model.safetensors"), out).unwrap();
+        assert_eq!(logits_of(&dir.0), base, "{to:?} conversion changed the logits");
+    }
+}
