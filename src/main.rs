@@ -138,9 +138,10 @@ mod cli {
                 ExitCode::SUCCESS
             }
             Err(e) => {
+                // clap's message, without its usage block, folded onto one line.
                 let text = e.to_string();
-                let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-                eprintln!("webclip: error: {first} (see webclip --help)");
+                let message = text.split("\n\n").next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+                eprintln!("webclip: error: {} (see webclip --help)", one_line(message));
                 ExitCode::from(2)
             }
         };
@@ -162,15 +163,11 @@ mod cli {
             Command::Tokenize(a) => tokenize(a),
             Command::Convert(a) => {
                 let to: FloatType = a.dtype.parse()?;
-                let bytes = std::fs::read(&a.input).map_err(|e| io(&a.input, e))?;
+                let bytes = std::fs::read(&a.input).map_err(|e| Error::io(&a.input, e))?;
                 let out = convert(&bytes, to)?;
-                std::fs::write(&a.output, out).map_err(|e| io(&a.output, e))
+                std::fs::write(&a.output, out).map_err(|e| Error::io(&a.output, e))
             }
         }
-    }
-
-    fn io(path: &Path, e: std::io::Error) -> Error {
-        Error::Input(format!("{}: {e}", path.display()))
     }
 
     fn load(args: &ModelArgs) -> Result<Clip, Error> {
@@ -180,14 +177,14 @@ mod cli {
     }
 
     fn decode_image(path: &Path) -> Result<webclip::preprocess::Rgb8, Error> {
-        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         webclip::preprocess::decode(&bytes).map_err(|e| Error::Input(format!("{}: {e}", path.display())))
     }
 
     fn classify(a: ClassifyArgs) -> Result<(), Error> {
         let mut labels = a.labels.clone();
         if let Some(file) = &a.labels_file {
-            let text = std::fs::read_to_string(file).map_err(|e| io(file, e))?;
+            let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
             labels.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from));
         }
         if labels.iter().all(|l| l.trim().is_empty()) {
@@ -263,7 +260,7 @@ mod cli {
             Some(dir) => {
                 let path = dir.join("tokenizer.json");
                 if path.exists() {
-                    let json = std::fs::read(&path).map_err(|e| io(&path, e))?;
+                    let json = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
                     ClipTokenizer::from_json(&json, 77)?
                 } else {
                     ClipTokenizer::builtin(77)

@@ -22,6 +22,7 @@ fn check_model(device: &ComputeDevice, model: &str) {
     let r = reference(model);
     let what = |s: &str| format!("{model} on {}: {s}", device.describe());
 
+    let mut worst = [0f32; 4]; // pixels, embeddings, logits, probabilities
     // Pixels: transformers' PIL pipeline, value for value.
     let pixels: Vec<_> = r
         .images
@@ -29,7 +30,7 @@ fn check_model(device: &ComputeDevice, model: &str) {
         .map(|img| clip.prepare_image(&std::fs::read(fixtures().join(&img.path)).unwrap()).unwrap())
         .collect();
     for (p, img) in pixels.iter().zip(&r.images) {
-        assert_close(&what(&format!("pixel_values of {}", img.path)), &p.data, &img.pixel_values, 1e-6);
+        worst[0] = worst[0].max(assert_close(&what(&format!("pixel_values of {}", img.path)), &p.data, &img.pixel_values, 1e-6));
     }
 
     // Token ids, padded to the longest prompt.
@@ -40,11 +41,11 @@ fn check_model(device: &ComputeDevice, model: &str) {
     // Embeddings.
     let text = rows(clip.text_embeddings(&r.texts).unwrap());
     for (i, (got, want)) in text.iter().zip(&r.text_embeds).enumerate() {
-        assert_close(&what(&format!("text_embeds[{i}]")), got, want, EMBED_TOL);
+        worst[1] = worst[1].max(assert_close(&what(&format!("text_embeds[{i}]")), got, want, EMBED_TOL));
     }
     let image_embeds = clip.image_embeddings(&pixels).unwrap();
     for (got, img) in rows(image_embeds.clone()).iter().zip(&r.images) {
-        assert_close(&what(&format!("image_embeds of {}", img.path)), got, &img.image_embeds, EMBED_TOL);
+        worst[1] = worst[1].max(assert_close(&what(&format!("image_embeds of {}", img.path)), got, &img.image_embeds, EMBED_TOL));
     }
 
     // Logits and probabilities through the zero-shot path, one template and the ensemble.
@@ -54,16 +55,30 @@ fn check_model(device: &ComputeDevice, model: &str) {
     let ens_logits = rows(clip.logits(image_embeds, &ensemble));
     let preds = pollster::block_on(clip.classify(&pixels, &single)).unwrap();
     for (i, img) in r.images.iter().enumerate() {
-        assert_close(&what(&format!("logits of {}", img.path)), &logits[i], &img.logits, LOGIT_TOL);
-        assert_close(&what(&format!("ensemble logits of {}", img.path)), &ens_logits[i], &img.ensemble_logits, LOGIT_TOL);
+        worst[2] = worst[2].max(assert_close(&what(&format!("logits of {}", img.path)), &logits[i], &img.logits, LOGIT_TOL));
+        worst[2] = worst[2].max(assert_close(
+            &what(&format!("ensemble logits of {}", img.path)),
+            &ens_logits[i],
+            &img.ensemble_logits,
+            LOGIT_TOL,
+        ));
         let mut probs = vec![0f32; r.labels.len()];
         for p in &preds[i] {
             probs[r.labels.iter().position(|l| *l == p.label).unwrap()] = p.probability;
         }
         // Softmax moves a probability by at most half the largest logit error.
-        assert_close(&what(&format!("probabilities of {}", img.path)), &probs, &img.probs, LOGIT_TOL / 2.0);
+        worst[3] = worst[3].max(assert_close(&what(&format!("probabilities of {}", img.path)), &probs, &img.probs, LOGIT_TOL / 2.0));
         assert!(preds[i].windows(2).all(|w| w[0].probability >= w[1].probability), "sorted");
     }
+
+    println!(
+        "{}: max |diff| pixels {:.1e}, embeddings {:.1e}, logits {:.1e}, probabilities {:.1e}",
+        what("parity"),
+        worst[0],
+        worst[1],
+        worst[2],
+        worst[3]
+    );
 
     // Padding to 77 instead of the longest prompt changes nothing.
     let enc77 = clip.tokenizer.encode(&r.texts, Padding::MaxLength).unwrap();
