@@ -11,6 +11,8 @@ mod error;
 pub mod model;
 pub mod preprocess;
 pub mod tokenizer;
+#[cfg(target_family = "wasm")]
+pub mod web;
 pub mod weights;
 pub mod zeroshot;
 

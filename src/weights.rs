@@ -13,7 +13,9 @@
 //! to f32 on the host and moved to the device before the next is read, so peak memory stays
 //! near one copy of the weights plus one tensor.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -23,12 +25,13 @@ use crate::Error;
 use crate::config::ClipConfig;
 use crate::model::ClipModel;
 
-/// One stored tensor, borrowed from the file: its dtype, shape and little-endian bytes.
+/// One stored tensor: its dtype, shape and little-endian bytes (borrowed from a file in
+/// memory, or copied out of one that is not, such as a browser's ArrayBuffer).
 #[derive(Debug, Clone)]
 pub struct RawTensor<'a> {
     pub dtype: Dtype,
     pub shape: Vec<usize>,
-    pub data: &'a [u8],
+    pub data: Cow<'a, [u8]>,
 }
 
 /// Somewhere tensors can be read from by name.
@@ -59,7 +62,64 @@ impl<'a> SafetensorsFile<'a> {
 impl TensorSource for SafetensorsFile<'_> {
     fn tensor(&self, name: &str) -> Option<RawTensor<'_>> {
         let view = self.inner.tensor(name).ok()?;
-        Some(RawTensor { dtype: view.dtype(), shape: view.shape().to_vec(), data: view.data() })
+        Some(RawTensor { dtype: view.dtype(), shape: view.shape().to_vec(), data: Cow::Borrowed(view.data()) })
+    }
+}
+
+/// The header of a safetensors file whose bytes are read piece by piece (in the browser, out
+/// of a JS ArrayBuffer, one tensor at a time, so the wasm heap never holds the whole file).
+pub struct SafetensorsIndex {
+    metadata: safetensors::tensor::Metadata,
+    data_start: usize,
+}
+
+impl SafetensorsIndex {
+    /// Bytes of the file needed to parse the header: the 8-byte length, then the JSON.
+    pub fn header_len(first_8: &[u8], file_len: usize) -> Result<usize, Error> {
+        let n: [u8; 8] = first_8
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::WeightsFile(format!("the file is {file_len} bytes, too short for a safetensors header (truncated?)")))?;
+        let n = u64::from_le_bytes(n);
+        if n > 100_000_000 || 8 + n as usize > file_len {
+            return Err(Error::WeightsFile(
+                "the header length is larger than the file (truncated or not a safetensors file)".into(),
+            ));
+        }
+        Ok(8 + n as usize)
+    }
+
+    /// Parse the header (`header` = the first [`Self::header_len`] bytes) of a file of
+    /// `file_len` bytes, checking every tensor's extent as `SafetensorsFile::parse` does.
+    pub fn parse(header: &[u8], file_len: usize) -> Result<Self, Error> {
+        let data_start = Self::header_len(header, file_len)?;
+        let json = header.get(8..data_start).ok_or_else(|| Error::WeightsFile("incomplete header".into()))?;
+        let metadata: safetensors::tensor::Metadata = serde_json::from_slice(json)
+            .map_err(|e| Error::WeightsFile(format!("the header is not valid safetensors JSON ({e})")))?;
+        let data_len = file_len - data_start;
+        let mut end = 0;
+        for (name, info) in metadata.tensors() {
+            let (s, e) = info.data_offsets;
+            let numel: Option<usize> = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            let bytes = numel.and_then(|n| n.checked_mul(info.dtype.bitsize())).map(|b| b / 8);
+            if e < s || bytes != Some(e - s) {
+                return Err(Error::WeightsFile(format!("tensor {name} has inconsistent offsets (corrupt header)")));
+            }
+            end = end.max(e);
+        }
+        if end != data_len {
+            return Err(Error::WeightsFile(
+                "the tensor data is shorter or longer than the header says (truncated or corrupt file)".into(),
+            ));
+        }
+        Ok(Self { metadata, data_start })
+    }
+
+    /// Dtype, shape and byte range (within the whole file) of a tensor.
+    pub fn locate(&self, name: &str) -> Option<(Dtype, Vec<usize>, Range<usize>)> {
+        let info = self.metadata.info(name)?;
+        let (s, e) = info.data_offsets;
+        Some((info.dtype, info.shape.clone(), self.data_start + s..self.data_start + e))
     }
 }
 
@@ -80,7 +140,7 @@ fn safetensors_message(e: safetensors::SafeTensorError, len: usize) -> String {
 
 /// Decode a stored F32 / F16 / BF16 tensor to f32 values.
 pub fn decode_f32(name: &str, t: &RawTensor) -> Result<Vec<f32>, Error> {
-    let d = t.data;
+    let d: &[u8] = &t.data;
     Ok(match t.dtype {
         Dtype::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         Dtype::F16 => d.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
@@ -128,6 +188,7 @@ impl<S: TensorSource> Loader<'_, S> {
             return Err(Error::Shape { name, found: raw.shape.clone(), expected: stored_shape });
         }
         let mut values = decode_f32(&name, &raw)?;
+        drop(raw);
         if transpose {
             let (rows, cols) = (stored_shape[0], stored_shape[1]); // [out, in]
             let mut t = vec![0f32; values.len()];
@@ -203,7 +264,7 @@ pub fn convert(bytes: &[u8], to: FloatType) -> Result<Vec<u8>, Error> {
                 let values = decode_f32(name, &raw)?;
                 encode(name, &values, to)?
             }
-            other => (other, raw.data.to_vec()),
+            other => (other, raw.data.into_owned()),
         };
         out.push((name.to_string(), dtype, raw.shape.to_vec(), data));
     }

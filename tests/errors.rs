@@ -76,22 +76,45 @@ fn wrong_dtype() {
 
 #[test]
 fn extra_tensors_are_ignored() {
+    let dir = Scratch::model_copy("extra", MODEL);
     let bytes = weights();
     let file = SafetensorsFile::parse(&bytes).unwrap();
-    let mut tensors: Vec<(String, TensorView)> = file
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = file
         .names()
         .into_iter()
         .map(|n| {
             let t = file.tensor(n).unwrap();
-            (n.to_string(), TensorView::new(t.dtype, t.shape.clone(), t.data).unwrap())
+            (n.to_string(), t.dtype, t.shape.clone(), t.data.to_vec())
         })
         .collect();
     let ids: Vec<u8> = (0..77i64).flat_map(|i| i.to_le_bytes()).collect();
-    tensors.push(("text_model.embeddings.position_ids".into(), TensorView::new(Dtype::I64, vec![1, 77], &ids).unwrap()));
-    let out = safetensors::serialize(tensors, None::<HashMap<String, String>>).unwrap();
-    let dir = Scratch::model_copy("extra", MODEL);
+    owned.push(("text_model.embeddings.position_ids".into(), Dtype::I64, vec![1, 77], ids));
+    let views: Vec<_> = owned.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let out = safetensors::serialize(views, None::<HashMap<String, String>>).unwrap();
     std::fs::write(dir.path("model.safetensors"), out).unwrap();
     Clip::load_dir(&dir.0, &ComputeDevice::cpu().device).unwrap();
+}
+
+/// The piecewise reader the browser uses (header first, then one tensor at a time) sees the
+/// same tensors as the whole-file parser, and rejects the same broken files.
+#[test]
+fn piecewise_index_agrees_with_the_file_parser() {
+    use webclip::weights::SafetensorsIndex;
+    let bytes = weights();
+    let file = SafetensorsFile::parse(&bytes).unwrap();
+    let header = SafetensorsIndex::header_len(&bytes[..8], bytes.len()).unwrap();
+    let index = SafetensorsIndex::parse(&bytes[..header], bytes.len()).unwrap();
+    for name in file.names() {
+        let t = file.tensor(name).unwrap();
+        let (dtype, shape, range) = index.locate(name).unwrap();
+        assert_eq!((dtype, &shape, &bytes[range]), (t.dtype, &t.shape, &*t.data), "{name}");
+    }
+    assert!(index.locate("nope").is_none());
+    let e = SafetensorsIndex::parse(&bytes[..header], bytes.len() - 1).err().unwrap();
+    assert!(e.to_string().contains("truncated or corrupt"), "{e}");
+    let e = SafetensorsIndex::header_len(&bytes[..8], 100).err().unwrap();
+    assert!(e.to_string().contains("header length is larger"), "{e}");
+    assert!(SafetensorsIndex::header_len(&bytes[..3], 3).is_err());
 }
 
 #[test]

@@ -154,8 +154,11 @@ mod tests {
     fn weights_sum_to_one_in_fixed_point() {
         for (i, o) in [(451, 224), (224, 224), (1, 224), (1000, 7), (3, 1000)] {
             for x in [0, o / 2, o - 1] {
-                let s: i64 = taps(i, o, x).weights.iter().map(|&k| i64::from(k)).sum();
-                assert!((s - (1 << PRECISION_BITS)).abs() <= 4, "{i}->{o} at {x}: {s}");
+                let t = taps(i, o, x);
+                let s: i64 = t.weights.iter().map(|&k| i64::from(k)).sum();
+                // Each weight is rounded on its own: the sum is off by at most half a unit per tap.
+                let slack = t.weights.len() as i64 / 2 + 1;
+                assert!((s - (1 << PRECISION_BITS)).abs() <= slack, "{i}->{o} at {x}: {s}");
             }
         }
     }
