@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# Set up a fresh Debian machine (Rust toolchain present) and run every test.
-# Installs: Mesa's lavapipe (Vulkan on the CPU) for the wgpu parity tests, and the
-# wasm32-unknown-unknown target, because the library must keep building for the browser.
+# Set up a fresh Debian machine (Rust toolchain present) and run every test:
+#   1. native tests: parity with transformers on the CPU backend and on wgpu over Vulkan
+#      (Mesa's lavapipe), preprocessing, tokenizer, CLI, bad input;
+#   2. the browser app built with trunk, tested end to end in Debian's Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+export PATH="$PWD/node_modules/.bin:$PATH"
+# Mesa's Vulkan loader wants a runtime dir; without one it prints noise on every test.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
-if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
-  step "installing mesa-vulkan-drivers (lavapipe)"
+packages=()
+ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || packages+=(mesa-vulkan-drivers)
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+if [ ${#packages[@]} -gt 0 ]; then
+  step "installing ${packages[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
-rustup target list --installed | grep -qx wasm32-unknown-unknown || { step "adding the wasm32 target"; rustup target add wasm32-unknown-unknown; }
+scripts/setup-web.sh
 
 step "native tests (CPU and wgpu on Vulkan)"
 cargo test --locked
 
-step "library build for wasm32-unknown-unknown"
-cargo build --locked --lib --target wasm32-unknown-unknown
+step "browser build (trunk, release)"
+trunk build --release
+
+step "browser tests (Chromium: WebGPU, CPU fallback, camera, cache, privacy, errors, embedding)"
+node --test --test-reporter=spec tests/e2e/
 
 step "all tests passed"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what the browser build needs, at the versions Trunk.toml pins (idempotent):
+# the wasm32 target, trunk 0.21.14, wasm-bindgen-cli 0.2.130 (= the wasm-bindgen crate in
+# Cargo.lock), and playwright-core for the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+
+rustup target list --installed | grep -qx wasm32-unknown-unknown || { step "adding the wasm32 target"; rustup target add wasm32-unknown-unknown; }
+if [ "$(trunk --version 2>/dev/null)" != "trunk 0.21.14" ]; then
+  step "installing trunk 0.21.14"
+  cargo install trunk --version 0.21.14 --locked
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen 0.2.130" ]; then
+  step "installing wasm-bindgen-cli 0.2.130"
+  # --locked fails for this version (a webpki-roots conflict); the unlocked build works.
+  cargo install wasm-bindgen-cli --version 0.2.130
+fi
+if [ ! -d node_modules/playwright-core ]; then
+  step "installing npm tools (playwright-core)"
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,251 @@
+// End-to-end tests of the page in Debian's Chromium, driven by playwright-core, against the
+// built page (dist/) served from localhost with the committed tiny model.
+//
+//   node --test tests/e2e/      (after `trunk build --release`; scripts/test.sh does both)
+//
+// Chromium here has WebGPU only through SwiftShader (a CPU implementation), so times say
+// nothing about GPUs; the numbers must still equal transformers'.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, copyFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { chromium } from "playwright-core";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const FIX = join(ROOT, "tests/fixtures");
+const ARTIFACTS = join(ROOT, "target/e2e");
+const PORT = 8765;
+const BASE = `http://127.0.0.1:${PORT}`;
+const REF = JSON.parse(readFileSync(join(FIX, "reference/tiny-quickgelu.json"), "utf8"));
+const PHOTOS = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"];
+const TOL = 1e-3;
+
+const BASE_ARGS = [
+  "--no-sandbox",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+  "--disable-features=Translate,OptimizationHints,MediaRouter",
+];
+
+let server;
+const serverLog = [];
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  // A copy of the tiny model with its weights cut short, for the error test.
+  const corrupt = mkdtempSync(join(tmpdir(), "webclip-corrupt-"));
+  for (const f of readdirSync(join(FIX, "tiny-quickgelu"))) copyFileSync(join(FIX, "tiny-quickgelu", f), join(corrupt, f));
+  const w = readFileSync(join(corrupt, "model.safetensors"));
+  writeFileSync(join(corrupt, "model.safetensors"), w.subarray(0, w.length - 1000));
+
+  server = spawn(
+    process.execPath,
+    [
+      join(ROOT, "scripts/serve.mjs"),
+      "--port", String(PORT),
+      "--root", join(ROOT, "dist"),
+      "--model", `tiny=${join(FIX, "tiny-quickgelu")}`,
+      "--model", `corrupt=${corrupt}`,
+      "--mount", `/e2e/=${join(ROOT, "tests/e2e")}`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  await new Promise((ok, fail) => {
+    server.on("exit", (code) => fail(new Error(`server exited (${code})`)));
+    server.stdout.on("data", (d) => {
+      for (const line of String(d).split("\n").filter(Boolean)) {
+        serverLog.push(line);
+        if (line.includes("serving")) ok();
+      }
+    });
+  });
+});
+
+after(() => server?.kill());
+
+async function browser({ webgpu = true, camera = false } = {}) {
+  const args = [...BASE_ARGS];
+  if (webgpu) args.push("--enable-unsafe-webgpu");
+  if (camera) {
+    args.push("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", `--use-file-for-fake-video-capture=${join(FIX, "camera.y4m")}`);
+  }
+  const b = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args });
+  const context = await b.newContext({ viewport: { width: 1280, height: 1000 } });
+  if (camera) await context.grantPermissions(["camera"], { origin: BASE });
+  const page = await context.newPage();
+  const console = [];
+  page.on("console", (m) => console.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => console.push(`pageerror: ${e.message}`));
+  return { b, context, page, console };
+}
+
+/// Open the page on the tiny model and wait until it is loaded and warm.
+async function openLoaded(page, query = "model=/models/tiny/") {
+  await page.goto(`${BASE}/?${query}`);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+}
+
+async function setLabels(page, labels, topK = labels.length) {
+  await page.fill("#top-k", String(topK));
+  await page.dispatchEvent("#top-k", "change");
+  await page.fill("#labels", labels.join("\n"));
+  await page.waitForFunction((n) => document.querySelector("#labels-info").textContent.startsWith(`${n} label`), labels.length, { timeout: 60_000 });
+}
+
+async function upload(page, names, dir = join(FIX, "images")) {
+  await page.setInputFiles("#image-files", names.map((n) => join(dir, n)));
+  await page.waitForFunction(
+    (names) => names.every((n) => ["done", "error"].includes(document.querySelector(`#results .result[data-name="${n}"]`)?.dataset.state)),
+    names,
+    { timeout: 180_000 },
+  );
+}
+
+/// The probabilities the page shows for one image, by label.
+async function shown(page, name) {
+  return page.$$eval(`#results .result[data-name="${name}"] .bars li`, (lis) => Object.fromEntries(lis.map((li) => [li.dataset.label, Number(li.dataset.probability)])));
+}
+
+function assertMatchesReference(probs, name) {
+  const ref = REF.images.find((i) => i.path.endsWith(name));
+  assert.equal(Object.keys(probs).length, REF.labels.length, `${name}: all labels shown`);
+  REF.labels.forEach((label, j) => {
+    const diff = Math.abs(probs[label] - ref.probs[j]);
+    assert.ok(diff <= TOL, `${name} / ${label}: page ${probs[label]} vs transformers ${ref.probs[j]} (|diff| ${diff})`);
+  });
+}
+
+describe("webclip page", { concurrency: false }, () => {
+  test("WebGPU: adapter present, probabilities equal transformers', cache and privacy", async () => {
+    const { b, context, page, console } = await browser();
+    try {
+      await openLoaded(page);
+      assert.equal(await page.getAttribute("body", "data-backend"), "webgpu", console.join("\n"));
+      assert.match(await page.textContent("#engine-text"), /WebGPU/);
+
+      // Privacy: from here on, classifying must not touch the network.
+      const requests = [];
+      context.on("request", (r) => /^https?:/.test(r.url()) && requests.push(r.url()));
+      await setLabels(page, REF.labels);
+      await upload(page, PHOTOS);
+      for (const name of PHOTOS) assertMatchesReference(await shown(page, name), name);
+      assert.deepEqual(requests, [], `requests while classifying: ${requests.join(", ")}`);
+      await page.screenshot({ path: join(ARTIFACTS, "webgpu.png"), fullPage: true });
+
+      // Cache: a reload loads the model with no request for its files.
+      const before = serverLog.length;
+      await page.reload();
+      await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+      const weightRequests = serverLog.slice(before).filter((l) => l.startsWith("GET /models/"));
+      assert.deepEqual(weightRequests, [], "model files requested again after a reload");
+      assert.match(await page.textContent("#cache-text"), /in [1-9]\d* file/);
+      assert.match(await page.textContent("#progress"), /offline cache/);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("CPU fallback without WebGPU gives the same numbers", async () => {
+    const { b, page, console } = await browser({ webgpu: false });
+    try {
+      await openLoaded(page);
+      assert.equal(await page.getAttribute("body", "data-backend"), "cpu", console.join("\n"));
+      assert.match(await page.textContent("#engine-text"), /CPU/);
+      assert.match(await page.textContent("#model-info"), /WebGPU is not available/);
+      await setLabels(page, REF.labels);
+      await upload(page, ["chelsea.png", "coffee.png"]);
+      for (const name of ["chelsea.png", "coffee.png"]) assertMatchesReference(await shown(page, name), name);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("camera: predictions appear, keep updating, frames per second shown", async () => {
+    const { b, page, console } = await browser({ camera: true });
+    try {
+      await openLoaded(page);
+      await setLabels(page, REF.labels, 3);
+      await page.click("#camera-toggle");
+      await page.waitForSelector("#camera-results li", { timeout: 60_000 });
+      const fps1 = await page.waitForFunction(() => Number(document.querySelector("#fps").dataset.fps) > 0, null, { timeout: 60_000 });
+      assert.ok(await fps1.jsonValue());
+      const text1 = await page.textContent("#fps");
+      await page.waitForFunction((t) => document.querySelector("#fps").textContent !== t, text1, { timeout: 60_000 });
+      assert.match(await page.textContent("#fps"), /frames\/s/);
+      assert.equal(await page.$$eval("#camera-results li", (l) => l.length), 3);
+      await page.screenshot({ path: join(ARTIFACTS, "camera.png"), fullPage: true });
+      await page.click("#camera-toggle");
+      assert.equal(await page.getAttribute("body", "data-camera"), "off");
+    } catch (e) {
+      e.message += `\n${console.join("\n")}`;
+      throw e;
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("errors: corrupt weights, a non-image, empty labels — each shown, and the page still works", async () => {
+    const { b, page } = await browser();
+    try {
+      await page.goto(`${BASE}/?model=/models/corrupt/`);
+      await page.waitForSelector("#model-error:not([hidden])", { timeout: 120_000 });
+      assert.match(await page.textContent("#model-error"), /truncated or corrupt/);
+      assert.match(await page.textContent("#model-error"), /local files/);
+
+      await page.fill("#model-input", "/models/tiny/");
+      await page.click("#load-button");
+      await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+      await setLabels(page, REF.labels);
+
+      await upload(page, ["not_an_image.png"], join(FIX, "images/odd"));
+      assert.match(await page.textContent('#results .result[data-name="not_an_image.png"] .error'), /not an image/i);
+
+      await page.fill("#labels", "  \n ");
+      await page.waitForSelector("#labels-error:not([hidden])");
+      assert.match(await page.textContent("#labels-error"), /label list is empty/);
+
+      await page.fill("#labels", REF.labels.join("\n"));
+      await page.waitForSelector("#labels-error", { state: "hidden" });
+      await upload(page, ["chelsea.png"]);
+      assertMatchesReference(await shown(page, "chelsea.png"), "chelsea.png");
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("embeddable: the ES module API and <webclip-classifier> on a minimal host page", async () => {
+    const { b, page, console } = await browser();
+    try {
+      await page.goto(`${BASE}/e2e/host.html`);
+      await page.waitForFunction(() => window.apiResult || window.apiError, null, { timeout: 180_000 });
+      const out = await page.evaluate(() => window.apiResult || { error: window.apiError });
+      assert.ok(!out.error, `${out.error}\n${console.join("\n")}`);
+      assertMatchesReference(Object.fromEntries(out.predictions.map((p) => [p.label, p.probability])), "chelsea.png");
+      const ref = REF;
+      const textDiff = Math.max(...out.textEmbedding.map((v, i) => Math.abs(v - ref.text_embeds[0][i])));
+      assert.ok(textDiff < 1e-5, `text embedding differs by ${textDiff}`);
+      const imageDiff = Math.max(...out.imageEmbedding.map((v, i) => Math.abs(v - ref.images[0].image_embeds[i])));
+      assert.ok(imageDiff < 1e-5, `image embedding differs by ${imageDiff}`);
+
+      await page.waitForSelector("webclip-classifier >> li", { timeout: 120_000 });
+      const element = await page.$$eval("webclip-classifier >> li", (lis) => lis.map((li) => [li.dataset.label, Number(li.dataset.probability)]));
+      assert.equal(element.length, 2);
+      const cup = ref.images.find((i) => i.path.endsWith("coffee.png"));
+      // Two labels: renormalise the reference over them.
+      const [a, c] = [ref.labels.indexOf("cat"), ref.labels.indexOf("cup of coffee")];
+      const z = Math.exp(cup.logits[a]) + Math.exp(cup.logits[c]);
+      const want = { cat: Math.exp(cup.logits[a]) / z, "cup of coffee": Math.exp(cup.logits[c]) / z };
+      for (const [label, p] of element) assert.ok(Math.abs(p - want[label]) <= TOL, `element ${label}: ${p} vs ${want[label]}`);
+      await page.screenshot({ path: join(ARTIFACTS, "embed.png"), fullPage: true });
+    } finally {
+      await b.close();
+    }
+  });
+});

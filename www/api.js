@@ -1,0 +1,193 @@
+// webclip's embeddable API: CLIP zero-shot classification and embeddings, computed in a Web
+// Worker on WebGPU (or the CPU), with the weights fetched once and kept for offline use.
+//
+//   import { loadModel } from "./www/api.js";
+//   const model = await loadModel({ model: "openai/clip-vit-base-patch32", onProgress: console.log });
+//   const { predictions } = await model.classify(imgElement, { labels: ["cat", "dog"] });
+//
+// `image` may be a File/Blob, an <img>, <canvas>, <video>, ImageBitmap, OffscreenCanvas or
+// ImageData.
+
+export const DEFAULT_MODEL = "openai/clip-vit-base-patch32";
+export const DEFAULT_TEMPLATE = "a photo of a {}.";
+
+/// Where a model's files are: a Hugging Face repo id ("owner/name", optionally "@revision"),
+/// or a base URL (absolute, or relative to the page) under which config.json etc. are found.
+export function modelBaseUrl(model, base = globalThis.location?.href) {
+  const m = String(model || DEFAULT_MODEL).trim();
+  const repo = /^([\w.-]+\/[\w.-]+)(?:@([\w./-]+))?$/.exec(m);
+  if (repo && !m.startsWith(".") && !m.startsWith("/")) {
+    return `https://huggingface.co/${repo[1]}/resolve/${repo[2] || "main"}/`;
+  }
+  const url = new URL(m, base);
+  if (!url.pathname.endsWith("/")) url.pathname += "/";
+  return url.href;
+}
+
+/// Load a model. `model`: repo id or base URL; or `files`: {"config.json": File, ...} (then
+/// nothing touches the network). `backend`: "auto" (WebGPU, else CPU), "webgpu" or "cpu".
+/// `onProgress({file, loaded, total, rate, cached, stage, warning})` follows the download.
+export async function loadModel({ model = DEFAULT_MODEL, files = null, backend = "auto", onProgress = null, workerUrl } = {}) {
+  const source = files ? { kind: "files", files: normaliseFiles(files) } : { kind: "url", base: modelBaseUrl(model) };
+  const engine = new Engine(workerUrl || new URL("./worker.js", import.meta.url));
+  try {
+    const device = await engine.call("init", { backend });
+    const info = await engine.call("load", { source }, onProgress);
+    return new ClipModel(engine, { ...device, ...info, source: files ? "local files" : source.base, model: files ? null : model });
+  } catch (e) {
+    engine.terminate();
+    throw e;
+  }
+}
+
+function normaliseFiles(files) {
+  const out = {};
+  const list = files instanceof FileList || Array.isArray(files) ? Array.from(files) : null;
+  if (list) {
+    for (const f of list) out[f.name] = f;
+  } else Object.assign(out, files);
+  return out;
+}
+
+/// The size of, and a way to clear, the weights kept for offline use.
+export { cacheInfo, clearCache, isCached } from "./cache.js";
+
+export class ClipModel {
+  constructor(engine, info) {
+    this.engine = engine;
+    /// backend ("webgpu" | "cpu"), adapter, fallbackReason, projectionDim, imageSize,
+    /// parameters, loadMs, warmMs, weightBytes, source
+    this.info = info;
+    this.labelKey = null;
+  }
+
+  get backend() {
+    return this.info.backend;
+  }
+
+  /// Called with a message when the engine dies (e.g. the GPU device was lost).
+  set onfatal(f) {
+    this.engine.onfatal = f;
+  }
+
+  /// Set the labels to classify against; their embeddings are computed once and reused.
+  async setLabels(labels, templates = [DEFAULT_TEMPLATE]) {
+    const clean = labels.map((l) => String(l).trim()).filter(Boolean);
+    if (clean.length === 0) throw new Error("The label list is empty: give at least one label.");
+    const key = JSON.stringify([clean, templates]);
+    if (key === this.labelKey) return { recomputed: false, labels: clean };
+    const out = await this.engine.call("labels", { labels: clean, templates });
+    this.labelKey = key;
+    return out;
+  }
+
+  /// Classify one image: {predictions: [{label, probability, logit}], ms}, most probable
+  /// first (all labels, or the top `topK`). `ms` is the time the engine took.
+  async classify(image, { labels, templates, topK } = {}) {
+    if (labels) await this.setLabels(labels, templates || [DEFAULT_TEMPLATE]);
+    else if (!this.labelKey) throw new Error("No labels: pass {labels: [...]} or call setLabels first.");
+    const msg = await imageMessage(image);
+    const out = await this.engine.call("classify", { image: msg }, null, transfers(msg));
+    if (topK) out.predictions = out.predictions.slice(0, topK);
+    return out;
+  }
+
+  /// The L2-normalized image embedding (Float32Array), as transformers' `image_embeds`.
+  async embedImage(image) {
+    const msg = await imageMessage(image);
+    return this.engine.call("embedImage", { image: msg }, null, transfers(msg));
+  }
+
+  /// L2-normalized text embeddings, one Float32Array per text.
+  async embedText(texts) {
+    return this.engine.call("embedText", { texts: Array.isArray(texts) ? texts : [texts] });
+  }
+
+  dispose() {
+    this.engine.terminate();
+  }
+}
+
+function transfers(msg) {
+  return msg.kind === "rgba" ? [msg.data] : [msg.bytes];
+}
+
+/// Turn anything image-like into what the worker takes: encoded bytes (files: decoded in
+/// wasm exactly as the CLI does) or RGBA pixels (drawn elements, camera frames).
+async function imageMessage(image) {
+  if (image instanceof Blob) return { kind: "encoded", bytes: await image.arrayBuffer() };
+  if (image instanceof ArrayBuffer) return { kind: "encoded", bytes: image.slice(0) };
+  if (ArrayBuffer.isView(image)) return { kind: "encoded", bytes: image.buffer.slice(image.byteOffset, image.byteOffset + image.byteLength) };
+  if (typeof ImageData !== "undefined" && image instanceof ImageData) {
+    return { kind: "rgba", width: image.width, height: image.height, data: image.data.buffer.slice(0) };
+  }
+  let width, height;
+  if (typeof HTMLVideoElement !== "undefined" && image instanceof HTMLVideoElement) [width, height] = [image.videoWidth, image.videoHeight];
+  else if (typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement) {
+    if (!image.complete) await image.decode();
+    [width, height] = [image.naturalWidth, image.naturalHeight];
+  } else if (image && "width" in image && "height" in image) [width, height] = [image.width, image.height];
+  else throw new Error("Not an image: pass a File, Blob, <img>, <canvas>, <video>, ImageBitmap or ImageData.");
+  if (!width || !height) throw new Error("The image has no pixels yet (not loaded, or a video without frames).");
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(image, 0, 0, width, height);
+  const data = ctx.getImageData(0, 0, width, height).data;
+  return { kind: "rgba", width, height, data: data.buffer };
+}
+
+/// The worker, with request/response matching, progress routing and death handling.
+class Engine {
+  constructor(url) {
+    this.pending = new Map();
+    this.nextId = 1;
+    this.dead = null;
+    this.onfatal = null;
+    this.worker = new Worker(url, { type: "module", name: "webclip" });
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.onerror = (e) => {
+        e.preventDefault?.();
+        reject(new Error(`The webclip engine could not start: ${e.message || "worker script failed to load"}.`));
+        this.die(e.message || "worker error");
+      };
+      this.worker.onmessage = ({ data }) => {
+        if (data.type === "ready") resolve();
+        else this.receive(data);
+      };
+    });
+  }
+
+  receive(data) {
+    if (data.type === "progress") return this.pending.get(data.id)?.onProgress?.(data);
+    if (data.type === "fatal") return this.die(data.message);
+    const p = this.pending.get(data.id);
+    if (!p) return;
+    this.pending.delete(data.id);
+    if (data.ok) p.resolve(data.result);
+    else p.reject(new Error(data.error));
+  }
+
+  die(message) {
+    if (this.dead) return;
+    this.dead = message;
+    for (const p of this.pending.values()) p.reject(new Error(`The webclip engine stopped: ${message}`));
+    this.pending.clear();
+    this.worker.terminate();
+    this.onfatal?.(message);
+  }
+
+  async call(op, args, onProgress = null, transfer = []) {
+    await this.ready;
+    if (this.dead) throw new Error(`The webclip engine stopped: ${this.dead}`);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  terminate() {
+    this.dead = this.dead || "terminated";
+    this.worker.terminate();
+  }
+}
