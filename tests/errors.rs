@@ -17,23 +17,32 @@ fn weights() -> Vec<u8> {
     std::fs::read(fixtures().join(MODEL).join("model.safetensors")).unwrap()
 }
 
-/// Rewrite the fixture weights through `edit`, load them, return the error.
-fn load_edited(name: &str, edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>)) -> Error {
+type Owned = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
+
+/// The fixture's tensors, owned, to edit and write back.
+fn owned_tensors() -> Owned {
     let bytes = weights();
     let file = SafetensorsFile::parse(&bytes).unwrap();
-    let mut tensors: Vec<_> = file
-        .names()
+    file.names()
         .into_iter()
         .map(|n| {
             let t = file.tensor(n).unwrap();
             (n.to_string(), t.dtype, t.shape.clone(), t.data.to_vec())
         })
-        .collect();
-    edit(&mut tensors);
+        .collect()
+}
+
+fn serialize(tensors: &Owned) -> Vec<u8> {
     let views: Vec<_> =
         tensors.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
-    let out = safetensors::serialize(views, None::<HashMap<String, String>>).unwrap();
-    load_bytes(name, &out)
+    safetensors::serialize(views, None::<HashMap<String, String>>).unwrap()
+}
+
+/// Rewrite the fixture weights through `edit`, load them, return the error.
+fn load_edited(name: &str, edit: impl FnOnce(&mut Owned)) -> Error {
+    let mut tensors = owned_tensors();
+    edit(&mut tensors);
+    load_bytes(name, &serialize(&tensors))
 }
 
 fn load_bytes(name: &str, bytes: &[u8]) -> Error {
@@ -77,21 +86,10 @@ fn wrong_dtype() {
 #[test]
 fn extra_tensors_are_ignored() {
     let dir = Scratch::model_copy("extra", MODEL);
-    let bytes = weights();
-    let file = SafetensorsFile::parse(&bytes).unwrap();
-    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = file
-        .names()
-        .into_iter()
-        .map(|n| {
-            let t = file.tensor(n).unwrap();
-            (n.to_string(), t.dtype, t.shape.clone(), t.data.to_vec())
-        })
-        .collect();
+    let mut tensors = owned_tensors();
     let ids: Vec<u8> = (0..77i64).flat_map(|i| i.to_le_bytes()).collect();
-    owned.push(("text_model.embeddings.position_ids".into(), Dtype::I64, vec![1, 77], ids));
-    let views: Vec<_> = owned.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
-    let out = safetensors::serialize(views, None::<HashMap<String, String>>).unwrap();
-    std::fs::write(dir.path("model.safetensors"), out).unwrap();
+    tensors.push(("text_model.embeddings.position_ids".into(), Dtype::I64, vec![1, 77], ids));
+    std::fs::write(dir.path("model.safetensors"), serialize(&tensors)).unwrap();
     Clip::load_dir(&dir.0, &ComputeDevice::cpu().device).unwrap();
 }
 

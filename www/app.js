@@ -78,12 +78,21 @@ async function load(source) {
   }
 }
 
+const restarts = [];
 function engineDied(message, source) {
   state.model = null;
   document.body.dataset.ready = "false";
   setStatus("error", "Engine stopped");
-  const gpu = /device|lost|gpu/i.test(message) ? "The GPU device was lost" : "The engine stopped";
-  showError("model-error", `${gpu} (${message}). Reloading the model from the offline cache…`);
+  const what = /device|lost|gpu/i.test(message) ? "The GPU device was lost" : "The engine stopped";
+  // Restart automatically, but not in a loop: twice a minute at most.
+  const now = Date.now();
+  while (restarts.length && now - restarts[0] > 60_000) restarts.shift();
+  if (restarts.length >= 2) {
+    showError("model-error", `${what} again (${message}). Try the CPU backend, or reload the page.`);
+    return;
+  }
+  restarts.push(now);
+  showError("model-error", `${what} (${message}). Reloading the model from the offline cache…`);
   setTimeout(() => load(source), 500);
 }
 

@@ -62,6 +62,21 @@ fn clip8(acc: i64) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
+/// One output pixel: the taps' weighted sum of the RGB pixels `pixel(index)`, started at
+/// one half (rounding), then rounded to `u8`.
+fn convolve<'a>(t: &Taps, pixel: impl Fn(usize) -> &'a [u8], out: &mut [u8]) {
+    let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
+    for (i, &k) in t.weights.iter().enumerate() {
+        let p = pixel(t.start + i);
+        for c in 0..3 {
+            acc[c] += i64::from(p[c]) * i64::from(k);
+        }
+    }
+    for c in 0..3 {
+        out[c] = clip8(acc[c]);
+    }
+}
+
 /// An interleaved RGB image, 8 bits per channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rgb8 {
@@ -102,17 +117,7 @@ pub fn resize_window(src: &Rgb8, out_w: usize, out_h: usize, x0: usize, y0: usiz
         for ox in 0..w {
             let out = &mut mid[(my * w + ox) * 3..(my * w + ox) * 3 + 3];
             if need_h {
-                let t = &col_taps[ox];
-                let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-                for (i, &k) in t.weights.iter().enumerate() {
-                    let p = src.px(t.start + i, y);
-                    for c in 0..3 {
-                        acc[c] += i64::from(p[c]) * i64::from(k);
-                    }
-                }
-                for c in 0..3 {
-                    out[c] = clip8(acc[c]);
-                }
+                convolve(&col_taps[ox], |x| src.px(x, y), out);
             } else {
                 out.copy_from_slice(src.px(x0 + ox, y));
             }
@@ -125,18 +130,7 @@ pub fn resize_window(src: &Rgb8, out_w: usize, out_h: usize, x0: usize, y0: usiz
         for ox in 0..w {
             let out = &mut data[(oy * w + ox) * 3..(oy * w + ox) * 3 + 3];
             if need_v {
-                let t = &row_taps[oy];
-                let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-                for (i, &k) in t.weights.iter().enumerate() {
-                    let my = t.start + i - r0;
-                    let p = &mid[(my * w + ox) * 3..(my * w + ox) * 3 + 3];
-                    for c in 0..3 {
-                        acc[c] += i64::from(p[c]) * i64::from(k);
-                    }
-                }
-                for c in 0..3 {
-                    out[c] = clip8(acc[c]);
-                }
+                convolve(&row_taps[oy], |y| &mid[((y - r0) * w + ox) * 3..][..3], out);
             } else {
                 let my = y0 + oy - r0;
                 out.copy_from_slice(&mid[(my * w + ox) * 3..(my * w + ox) * 3 + 3]);
