@@ -19,4 +19,4 @@ pub mod zeroshot;
 pub use config::{ClipConfig, PreprocessConfig};
 pub use device::{BackendKind, ComputeDevice};
 pub use error::Error;
-pub use zeroshot::{Clip, LabelSet, Prediction};
+pub use zeroshot::{Clip, LabelSet, LabelSetJob, Prediction};

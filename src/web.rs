@@ -16,7 +16,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::device::ComputeDevice;
+use crate::device::{ComputeDevice, read_f32};
 use crate::preprocess::Pixels;
 use crate::weights::{RawTensor, SafetensorsIndex, TensorSource};
 use crate::zeroshot::{Clip, LabelSet, ModelFiles};
@@ -90,6 +90,9 @@ struct State {
     clip: Option<Rc<Clip>>,
     /// The current label set and the key (labels + templates) it was computed for.
     labels: Option<(String, Rc<LabelSet>)>,
+    /// Bumped by each label request and each model load; a label computation that sees it
+    /// change stops.
+    generation: u64,
 }
 
 /// CLIP in the browser: create on a backend, load a model, set labels, classify and embed.
@@ -168,6 +171,7 @@ impl WebClip {
         let mut state = self.state.borrow_mut();
         state.clip = Some(Rc::new(clip));
         state.labels = None;
+        state.generation += 1;
         serde_wasm_bindgen::to_value(&info).map_err(Into::into)
     }
 
@@ -195,17 +199,46 @@ impl WebClip {
     }
 
     /// Set the labels and templates to classify against. Their embeddings are computed once
-    /// and reused; calling again with the same lists costs nothing. Returns whether they were
-    /// (re)computed.
+    /// and reused. Resolves to `"unchanged"` when the lists are the ones already set,
+    /// `"computed"` once the new embeddings are ready, or `"superseded"` when a later call (or
+    /// a new model) made this one moot. The work goes a group of prompts at a time, waiting
+    /// for the device after each: `on_progress(done, total)` is then called with prompt
+    /// counts, and a promise it returns is awaited, so the worker can take messages between
+    /// groups. Until it finishes, classification uses the previous labels.
     #[wasm_bindgen(js_name = setLabels)]
-    pub fn set_labels(&self, labels: Vec<String>, templates: Vec<String>) -> Result<bool, JsValue> {
+    pub fn set_labels(&self, labels: Vec<String>, templates: Vec<String>, on_progress: Option<js_sys::Function>) -> Result<Promise, JsValue> {
         let key = format!("{}\u{1}{}", labels.join("\n"), templates.join("\n"));
-        if matches!(&self.state.borrow().labels, Some((k, _)) if *k == key) {
-            return Ok(false);
-        }
-        let set = self.clip()?.label_set(&labels, &templates).map_err(js_error)?;
-        self.state.borrow_mut().labels = Some((key, Rc::new(set)));
-        Ok(true)
+        // Any request, even for the labels already set, supersedes one still running.
+        let generation = {
+            let mut s = self.state.borrow_mut();
+            s.generation += 1;
+            if matches!(&s.labels, Some((k, _)) if *k == key) {
+                return Ok(Promise::resolve(&JsValue::from_str("unchanged")));
+            }
+            s.generation
+        };
+        let clip = self.clip()?;
+        let mut job = clip.start_label_set(&labels, &templates).map_err(js_error)?;
+        let state = self.state.clone();
+        let current = move || state.borrow().generation == generation;
+        let state = self.state.clone();
+        Ok(future_to_promise(async move {
+            let total = job.total_prompts();
+            while let Some(part) = job.step(&clip).map_err(js_error)? {
+                // Reading the group back waits for the device, so the progress is real.
+                read_f32(part).await.map_err(js_error)?;
+                if let Some(f) = &on_progress {
+                    let ret = f.call2(&JsValue::NULL, &job.done_prompts().into(), &total.into())?;
+                    wasm_bindgen_futures::JsFuture::from(Promise::resolve(&ret)).await?;
+                }
+                if !current() {
+                    return Ok("superseded".into());
+                }
+            }
+            let set = job.finish(&clip).map_err(js_error)?;
+            state.borrow_mut().labels = Some((key, Rc::new(set)));
+            Ok("computed".into())
+        }))
     }
 
     /// The current labels, as cleaned (trimmed, empty lines dropped).

@@ -49,6 +49,49 @@ pub struct LabelSet {
     pub embeddings: Tensor<2>,
 }
 
+/// A label set being embedded a group of labels (about one text batch of prompts) at a time.
+pub struct LabelSetJob {
+    labels: Vec<String>,
+    templates: Vec<String>,
+    /// Embeddings of the groups done so far, in label order.
+    parts: Vec<Tensor<2>>,
+    /// Labels embedded so far.
+    done: usize,
+}
+
+impl LabelSetJob {
+    /// Prompts to embed in all: labels × templates.
+    pub fn total_prompts(&self) -> usize {
+        self.labels.len() * self.templates.len()
+    }
+
+    /// Prompts embedded so far (queued on the device: read a step's result to wait for it).
+    pub fn done_prompts(&self) -> usize {
+        self.done * self.templates.len()
+    }
+
+    /// Embed the next group of labels. Returns its `[group, projection_dim]` embeddings, or
+    /// `None` when every label is done.
+    pub fn step(&mut self, clip: &Clip) -> Result<Option<Tensor<2>>, Error> {
+        if self.done == self.labels.len() {
+            return Ok(None);
+        }
+        let group = (TEXT_BATCH / self.templates.len()).max(1);
+        let end = (self.done + group).min(self.labels.len());
+        let part = clip.embed_labels(&self.labels[self.done..end], &self.templates)?;
+        self.parts.push(part.clone());
+        self.done = end;
+        Ok(Some(part))
+    }
+
+    /// Embed whatever is left and assemble the label set.
+    pub fn finish(mut self, clip: &Clip) -> Result<LabelSet, Error> {
+        while self.step(clip)?.is_some() {}
+        let embeddings = Tensor::cat(self.parts, 0);
+        Ok(LabelSet { labels: self.labels, templates: self.templates, embeddings })
+    }
+}
+
 /// One label's score for one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -166,6 +209,13 @@ impl Clip {
     /// Embed every label with every template. With several templates, CLIP's prompt
     /// ensembling: the mean of a label's normalized prompt embeddings, renormalized.
     pub fn label_set(&self, labels: &[impl AsRef<str>], templates: &[impl AsRef<str>]) -> Result<LabelSet, Error> {
+        self.start_label_set(labels, templates)?.finish(self)
+    }
+
+    /// Check labels and templates and prepare to embed them a group at a time with
+    /// [`LabelSetJob::step`], for callers that report progress or may abandon the work
+    /// (ImageNet × 80 templates is 80 000 prompts).
+    pub fn start_label_set(&self, labels: &[impl AsRef<str>], templates: &[impl AsRef<str>]) -> Result<LabelSetJob, Error> {
         let labels: Vec<String> = labels.iter().map(|l| l.as_ref().trim().to_string()).filter(|l| !l.is_empty()).collect();
         if labels.is_empty() {
             return Err(Error::Input("the label list is empty: give at least one label".into()));
@@ -177,17 +227,20 @@ impl Clip {
         if let Some(t) = templates.iter().find(|t| !t.contains("{}")) {
             return Err(Error::Input(format!("the template {t:?} has no {{}} where the label goes")));
         }
+        Ok(LabelSetJob { labels, templates, parts: Vec::new(), done: 0 })
+    }
+
+    /// Embeddings of `labels` ensembled over `templates`, `[labels, projection_dim]`.
+    fn embed_labels(&self, labels: &[String], templates: &[String]) -> Result<Tensor<2>, Error> {
         let prompts: Vec<String> =
             labels.iter().flat_map(|l| templates.iter().map(move |t| t.replace("{}", l))).collect();
         let embeds = self.text_embeddings(&prompts)?; // [labels * templates, dim], label-major
-        let embeddings = if templates.len() == 1 {
-            embeds
-        } else {
-            let dim = embeds.dims()[1];
-            let mean = embeds.reshape([labels.len(), templates.len(), dim]).mean_dim(1).reshape([labels.len(), dim]);
-            l2_normalize(mean)
-        };
-        Ok(LabelSet { labels, templates, embeddings })
+        if templates.len() == 1 {
+            return Ok(embeds);
+        }
+        let dim = embeds.dims()[1];
+        let mean = embeds.reshape([labels.len(), templates.len(), dim]).mean_dim(1).reshape([labels.len(), dim]);
+        Ok(l2_normalize(mean))
     }
 
     /// `logits_per_image` `[images, labels]` for normalized image embeddings.

@@ -146,3 +146,37 @@ fn f32_and_bf16_files_give_the_same_logits() {
         assert_eq!(logits_of(&dir.0), base, "{to:?} conversion changed the logits");
     }
 }
+
+/// A large label set is embedded a group at a time (so the browser can show progress): the
+/// groups must cover every label once, in order, and give what one pass over all the prompts
+/// gives, ensembled by hand here.
+#[test]
+fn label_set_in_groups_equals_one_pass() {
+    let device = ComputeDevice::cpu();
+    let clip = Clip::load_dir(&fixtures().join(MODELS[0]), &device.device).unwrap();
+    let templates = ["a photo of a {}.", "a drawing of a {}.", "{}"];
+    let labels: Vec<String> = (0..200).map(|i| format!("thing number {i}")).collect();
+
+    let mut job = clip.start_label_set(&labels, &templates).unwrap();
+    assert_eq!(job.total_prompts(), 600);
+    let (mut groups, mut rows_seen, mut last) = (0, 0, 0);
+    while let Some(part) = job.step(&clip).unwrap() {
+        groups += 1;
+        rows_seen += part.dims()[0];
+        assert!(job.done_prompts() > last, "progress must advance");
+        last = job.done_prompts();
+    }
+    assert!(groups > 1, "200 labels × 3 templates should take several groups");
+    assert_eq!((rows_seen, last), (200, 600));
+    let set = job.finish(&clip).unwrap();
+
+    let prompts: Vec<String> = labels.iter().flat_map(|l| templates.map(|t| t.replace("{}", l))).collect();
+    let all = rows(clip.text_embeddings(&prompts).unwrap());
+    let got = rows(set.embeddings);
+    for (i, per_label) in all.chunks(templates.len()).enumerate() {
+        let mean: Vec<f64> = (0..per_label[0].len()).map(|d| per_label.iter().map(|r| r[d] as f64).sum::<f64>() / 3.0).collect();
+        let norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let want: Vec<f32> = mean.iter().map(|v| (v / norm) as f32).collect();
+        assert_close(&format!("ensembled embedding of label {i}"), &got[i], &want, 1e-6);
+    }
+}

@@ -71,21 +71,35 @@ export class ClipModel {
   }
 
   /// Set the labels to classify against; their embeddings are computed once and reused.
-  async setLabels(labels, templates = [DEFAULT_TEMPLATE]) {
+  /// `onProgress({stage: "labels", done, total})` counts prompts (labels × templates).
+  /// Resolves to {recomputed, superseded, labels, ms}: `superseded` when a later call
+  /// replaced these labels before they were ready (the later call's labels then apply).
+  async setLabels(labels, templates = [DEFAULT_TEMPLATE], { onProgress = null } = {}) {
     const clean = labels.map((l) => String(l).trim()).filter(Boolean);
     if (clean.length === 0) throw new Error("The label list is empty: give at least one label.");
     const key = JSON.stringify([clean, templates]);
-    if (key === this.labelKey) return { recomputed: false, labels: clean };
-    const out = await this.engine.call("labels", { labels: clean, templates });
-    this.labelKey = key;
-    return out;
+    if (key === this.labelKey && !this.pendingLabels) return { recomputed: false, superseded: false, labels: clean };
+    if (this.pendingLabels?.key === key) return this.pendingLabels.promise;
+    const promise = this.engine.call("labels", { labels: clean, templates }, onProgress).then(
+      (out) => {
+        if (!out.superseded) this.labelKey = key;
+        return out;
+      },
+    );
+    const pending = { key, promise };
+    this.pendingLabels = pending;
+    const clear = () => this.pendingLabels === pending && (this.pendingLabels = null);
+    promise.then(clear, clear);
+    return promise;
   }
 
   /// Classify one image: {predictions: [{label, probability, logit}], ms}, most probable
   /// first (all labels, or the top `topK`). `ms` is the time the engine took.
   async classify(image, { labels, templates, topK } = {}) {
-    if (labels) await this.setLabels(labels, templates || [DEFAULT_TEMPLATE]);
-    else if (!this.labelKey) throw new Error("No labels: pass {labels: [...]} or call setLabels first.");
+    if (labels) {
+      const out = await this.setLabels(labels, templates || [DEFAULT_TEMPLATE]);
+      if (out.superseded) throw new Error("The labels were changed by another call before this image was classified.");
+    } else if (!this.labelKey) throw new Error("No labels: pass {labels: [...]} or call setLabels first.");
     const msg = await imageMessage(image);
     const out = await this.engine.call("classify", { image: msg }, null, transfers(msg));
     if (topK) out.predictions = out.predictions.slice(0, topK);

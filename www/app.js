@@ -175,11 +175,22 @@ async function applyLabels() {
     showError("labels-error", "The prompt template needs {} where the label goes, e.g. “a photo of a {}.”");
     return false;
   }
+  const info = $("labels-info");
+  const onProgress = ({ done, total }) => {
+    if (total < 1000) return; // only worth showing for big sets (ImageNet × templates)
+    const bar = Object.assign(document.createElement("progress"), { max: total, value: done });
+    info.replaceChildren(`Embedding labels: ${done.toLocaleString("en")} of ${total.toLocaleString("en")} prompts `, bar);
+  };
+  onProgress({ done: 0, total: labels.length * templates.length });
   try {
-    const out = await state.model.setLabels(labels, templates);
+    const out = await state.model.setLabels(labels, templates, { onProgress });
+    if (out.superseded) return false; // newer labels are on their way
     state.labelsDirty = false;
     if (out.recomputed !== false) {
-      $("labels-info").textContent = `${labels.length} label${labels.length === 1 ? "" : "s"} × ${templates.length} template${templates.length === 1 ? "" : "s"} embedded in ${Math.round(out.ms)} ms.`;
+      const prompts = labels.length * templates.length;
+      const rate = prompts >= 1000 ? ` (${Math.round(prompts / (out.ms / 1000)).toLocaleString("en")} prompts/s)` : "";
+      info.textContent = `${labels.length.toLocaleString("en")} label${labels.length === 1 ? "" : "s"} × ${templates.length} template${templates.length === 1 ? "" : "s"} embedded in ${fmtMs(out.ms)}${rate}.`;
+      info.dataset.ready = String(prompts);
       reclassifyAll();
     }
     return true;
@@ -453,6 +464,10 @@ function fmtBytes(n) {
   const u = ["B", "KB", "MB", "GB"];
   const i = Math.min(u.length - 1, Math.floor(Math.log(n) / Math.log(1024)));
   return `${(n / 1024 ** i).toFixed(i ? 1 : 0)} ${u[i]}`;
+}
+
+function fmtMs(ms) {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 function fmtPct(p) {

@@ -44,10 +44,20 @@ const handlers = {
     return { ...info, loadMs, warmMs: performance.now() - t1, weightBytes: files["model.safetensors"].length };
   },
 
-  async labels({ labels, templates }) {
+  // Embedded a group of prompts at a time with progress; other requests (camera frames, with
+  // the previous labels) are answered between groups, and a newer label request supersedes.
+  async labels({ labels, templates }, id) {
     const t0 = performance.now();
-    const recomputed = clip.setLabels(labels, templates);
-    return { recomputed, labels: clip.labelList, ms: performance.now() - t0 };
+    let lastReport = 0;
+    const status = await clip.setLabels(labels, templates, (done, total) => {
+      const now = performance.now();
+      if (now - lastReport > 100 || done === total) {
+        lastReport = now;
+        progress(id, { stage: "labels", done, total });
+      }
+      return yieldToMessages();
+    });
+    return { status, recomputed: status === "computed", superseded: status === "superseded", labels: clip.labelList, ms: performance.now() - t0 };
   },
 
   async classify({ image }) {
@@ -89,6 +99,17 @@ async function adapterName() {
   } catch {
     return "";
   }
+}
+
+/// Let queued messages run: a macrotask, without setTimeout's 4 ms clamp.
+const yieldChannel = new MessageChannel();
+const yielded = [];
+yieldChannel.port1.onmessage = () => yielded.shift()?.();
+function yieldToMessages() {
+  return new Promise((resolve) => {
+    yielded.push(resolve);
+    yieldChannel.port2.postMessage(0);
+  });
 }
 
 function errorMessage(e) {

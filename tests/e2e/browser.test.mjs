@@ -234,6 +234,21 @@ describe("webclip page", { concurrency: false }, () => {
       const imageDiff = Math.max(...out.imageEmbedding.map((v, i) => Math.abs(v - ref.images[0].image_embeds[i])));
       assert.ok(imageDiff < 1e-5, `image embedding differs by ${imageDiff}`);
 
+      // Labels: the superseded request says so, progress counts up to labels × templates in
+      // several steps, and the ensembled logits of the reference labels equal transformers'.
+      const { stale, fresh, progress, ensemble } = out.labels;
+      assert.equal(stale.superseded, true, "the first label request was superseded");
+      assert.equal(fresh.recomputed, true);
+      assert.ok(progress.length >= 2, `progress reported in steps: ${JSON.stringify(progress)}`);
+      assert.ok(progress.every(([d, t], i) => t === 324 && (i === 0 || d > progress[i - 1][0])), JSON.stringify(progress));
+      assert.deepEqual(progress.at(-1), [324, 324]);
+      assert.equal(ensemble.length, 108);
+      ref.labels.forEach((label, j) => {
+        const got = ensemble.find((p) => p.label === label).logit;
+        const diff = Math.abs(got - ref.images[0].ensemble_logits[j]);
+        assert.ok(diff <= TOL, `ensemble logit of ${label}: ${got} vs transformers ${ref.images[0].ensemble_logits[j]}`);
+      });
+
       await page.waitForSelector("webclip-classifier >> li", { timeout: 120_000 });
       const element = await page.$$eval("webclip-classifier >> li", (lis) => lis.map((li) => [li.dataset.label, Number(li.dataset.probability)]));
       assert.equal(element.length, 2);
