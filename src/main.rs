@@ -51,6 +51,10 @@ mod cli {
         /// Where to run: cpu (burn flex) or wgpu (GPU through Vulkan/Metal/DX12).
         #[arg(long, default_value = "cpu", value_name = "cpu|wgpu")]
         backend: String,
+        /// Turn images upright as their EXIF orientation says, as viewers show them (transformers
+        /// does not: without this flag the numbers match it).
+        #[arg(long)]
+        exif_orientation: bool,
     }
 
     #[derive(Args)]
@@ -176,9 +180,10 @@ mod cli {
         Clip::load_dir(&args.model, &device.device)
     }
 
-    fn decode_image(path: &Path) -> Result<webclip::preprocess::Rgb8, Error> {
+    fn decode_image(path: &Path, upright: bool) -> Result<webclip::preprocess::Rgb8, Error> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        webclip::preprocess::decode(&bytes).map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+        let decoded = if upright { webclip::preprocess::decode_upright(&bytes) } else { webclip::preprocess::decode(&bytes) };
+        decoded.map_err(|e| Error::Input(format!("{}: {e}", path.display())))
     }
 
     fn classify(a: ClassifyArgs) -> Result<(), Error> {
@@ -195,7 +200,7 @@ mod cli {
         }
         let templates = if a.templates.is_empty() { vec![DEFAULT_TEMPLATE.to_string()] } else { a.templates.clone() };
         // Decode every image before loading the model, so a bad file fails fast.
-        let decoded = a.images.iter().map(|p| decode_image(p)).collect::<Result<Vec<_>, _>>()?;
+        let decoded = a.images.iter().map(|p| decode_image(p, a.model.exif_orientation)).collect::<Result<Vec<_>, _>>()?;
         let clip = load(&a.model)?;
         let pixels: Vec<_> = decoded.iter().map(|img| clip.prepare_rgb(img)).collect();
         let label_set = clip.label_set(&labels, &templates)?;
@@ -231,7 +236,7 @@ mod cli {
         if a.images.is_empty() && a.texts.is_empty() {
             return Err(Error::Input("nothing to embed: pass --image PATH and/or --text T".into()));
         }
-        let decoded = a.images.iter().map(|p| decode_image(p)).collect::<Result<Vec<_>, _>>()?;
+        let decoded = a.images.iter().map(|p| decode_image(p, a.model.exif_orientation)).collect::<Result<Vec<_>, _>>()?;
         let clip = load(&a.model)?;
         let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
         if !a.images.is_empty() {

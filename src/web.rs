@@ -256,11 +256,12 @@ impl WebClip {
         self.classify_pixels(clip, pixels)
     }
 
-    /// Classify an encoded image file (PNG, JPEG, WebP, GIF, BMP), decoded in wasm.
+    /// Classify an encoded image file (PNG, JPEG, WebP, GIF, BMP), decoded in wasm; `upright`:
+    /// apply its EXIF orientation first, as the browser shows it (transformers does not).
     #[wasm_bindgen(js_name = classifyEncoded)]
-    pub fn classify_encoded(&self, bytes: &[u8]) -> Result<Promise, JsValue> {
+    pub fn classify_encoded(&self, bytes: &[u8], upright: bool) -> Result<Promise, JsValue> {
         let clip = self.clip()?;
-        let pixels = clip.prepare_image(bytes).map_err(js_error)?;
+        let pixels = prepare_encoded(&clip, bytes, upright)?;
         self.classify_pixels(clip, pixels)
     }
 
@@ -284,11 +285,12 @@ impl WebClip {
         Ok(embed_image(clip, pixels))
     }
 
-    /// The L2-normalized embedding of an encoded image file, as a `Float32Array`.
+    /// The L2-normalized embedding of an encoded image file, as a `Float32Array`; `upright` as
+    /// for `classifyEncoded`.
     #[wasm_bindgen(js_name = embedEncoded)]
-    pub fn embed_encoded(&self, bytes: &[u8]) -> Result<Promise, JsValue> {
+    pub fn embed_encoded(&self, bytes: &[u8], upright: bool) -> Result<Promise, JsValue> {
         let clip = self.clip()?;
-        let pixels = clip.prepare_image(bytes).map_err(js_error)?;
+        let pixels = prepare_encoded(&clip, bytes, upright)?;
         Ok(embed_image(clip, pixels))
     }
 
@@ -302,6 +304,11 @@ impl WebClip {
             Ok(rows.iter().map(|r| Float32Array::from(r.as_slice())).collect::<Array>().into())
         }))
     }
+}
+
+fn prepare_encoded(clip: &Clip, bytes: &[u8], upright: bool) -> Result<Pixels, JsValue> {
+    let pixels = if upright { clip.prepare_image_upright(bytes) } else { clip.prepare_image(bytes) };
+    pixels.map_err(js_error)
 }
 
 fn embed_image(clip: Rc<Clip>, pixels: Pixels) -> Promise {

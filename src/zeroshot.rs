@@ -162,6 +162,12 @@ impl Clip {
         Ok(preprocess::preprocess(&preprocess::decode(bytes)?, &self.preprocess))
     }
 
+    /// Decode, turn upright as the file's EXIF orientation says (transformers does not), and
+    /// preprocess an image file's bytes.
+    pub fn prepare_image_upright(&self, bytes: &[u8]) -> Result<Pixels, Error> {
+        Ok(preprocess::preprocess(&preprocess::decode_upright(bytes)?, &self.preprocess))
+    }
+
     /// Preprocess raw RGBA pixels (a canvas's `ImageData`).
     pub fn prepare_rgba(&self, width: usize, height: usize, rgba: &[u8]) -> Result<Pixels, Error> {
         Ok(preprocess::preprocess(&preprocess::from_rgba(width, height, rgba)?, &self.preprocess))

@@ -126,6 +126,32 @@ fn embed_json_matches_transformers() {
     assert_close("text 0", &vec(&out[2]["embedding"]), &r.text_embeds[0], 1e-5);
 }
 
+/// `--exif-orientation` turns tagged photos upright (rotations and a flip, JPEG and PNG) and
+/// then equals transformers on Pillow's `exif_transpose`d image; without it, transformers on
+/// the file as it is.
+#[test]
+fn exif_orientation_flag_matches_transformers() {
+    for model in common::MODELS {
+        let r = reference(model);
+        for e in &r.exif {
+            for (flag, want) in [(false, &e.raw), (true, &e.upright)] {
+                let mut args = vec!["classify", "--model", model, "--json", e.path.as_str()];
+                for l in &r.labels {
+                    args.extend(["--label", l.as_str()]);
+                }
+                if flag {
+                    args.push("--exif-orientation");
+                }
+                let out = ok_json(&args);
+                let preds = out[0]["predictions"].as_array().unwrap();
+                let logit = |label: &str| preds.iter().find(|p| p["label"] == label).unwrap()["logit"].as_f64().unwrap() as f32;
+                let got: Vec<f32> = r.labels.iter().map(|l| logit(l)).collect();
+                assert_close(&format!("{model} {} upright={flag}", e.path), &got, &want.logits, 1e-4);
+            }
+        }
+    }
+}
+
 #[test]
 fn tokenize_json_matches_transformers() {
     #[derive(serde::Deserialize)]

@@ -6,7 +6,7 @@ mod common;
 
 use common::fixtures;
 use webclip::PreprocessConfig;
-use webclip::preprocess::{Rgb8, decode, from_rgba, resize_and_crop};
+use webclip::preprocess::{Rgb8, decode, decode_upright, from_rgba, resize_and_crop};
 
 fn reference_crop(image: &str) -> Rgb8 {
     let name = format!("{}.png", image.replace('.', "_"));
@@ -50,6 +50,10 @@ fn crops_equal_pil() {
         "odd/animated.gif",
         "odd/photo.bmp",
         "odd/photo.webp",
+        // Read as transformers reads them: EXIF orientation ignored.
+        "odd/exif_orientation6.jpg",
+        "odd/exif_orientation5.jpg",
+        "odd/exif_orientation8.png",
     ];
     let failures: Vec<String> = images
         .iter()
@@ -70,5 +74,27 @@ fn rgba_entry_point_equals_the_file_path() {
         let (w, h) = (rgba.width() as usize, rgba.height() as usize);
         let via_rgba = resize_and_crop(&from_rgba(w, h, rgba.as_raw()).unwrap(), &PreprocessConfig::for_image_size(224));
         assert_eq!(via_rgba, our_crop(path), "{path}");
+    }
+}
+
+/// `decode_upright` applies the EXIF orientation tag (rotations and flips, in JPEG and PNG) and
+/// then equals transformers run on Pillow's `ImageOps.exif_transpose` of the image; files
+/// without the tag decode as `decode` does.
+#[test]
+fn upright_crops_equal_pil_after_exif_transpose() {
+    let config = PreprocessConfig::for_image_size(224);
+    for path in ["odd/exif_orientation6.jpg", "odd/exif_orientation5.jpg", "odd/exif_orientation8.png"] {
+        let bytes = std::fs::read(fixtures().join("images").join(path)).unwrap();
+        let raw = decode(&bytes).unwrap();
+        let upright = decode_upright(&bytes).unwrap();
+        assert_eq!((upright.width, upright.height), (150, 100), "{path}: upright is landscape");
+        assert_eq!((raw.width, raw.height), (100, 150), "{path}: stored turned");
+        let name = format!("{}_upright", path.rsplit('/').next().unwrap().replace('.', "_"));
+        let (off, max) = compare(&resize_and_crop(&upright, &config), &reference_crop(&name));
+        assert_eq!(off, 0, "{path}: {off} values differ from exif_transpose + transformers, by up to {max}");
+    }
+    for path in ["chelsea.png", "rocket.jpg", "odd/cmyk.jpg", "odd/photo.webp"] {
+        let bytes = std::fs::read(fixtures().join("images").join(path)).unwrap();
+        assert_eq!(decode_upright(&bytes).unwrap(), decode(&bytes).unwrap(), "{path}");
     }
 }

@@ -94,21 +94,24 @@ export class ClipModel {
   }
 
   /// Classify one image: {predictions: [{label, probability, logit}], ms}, most probable
-  /// first (all labels, or the top `topK`). `ms` is the time the engine took.
-  async classify(image, { labels, templates, topK } = {}) {
+  /// first (all labels, or the top `topK`). `ms` is the time the engine took. Image files are
+  /// turned upright as their EXIF orientation says, as the browser shows them (and as <img>
+  /// and canvases already are); `exifOrientation: false` reads them as transformers does.
+  async classify(image, { labels, templates, topK, exifOrientation = true } = {}) {
     if (labels) {
       const out = await this.setLabels(labels, templates || [DEFAULT_TEMPLATE]);
       if (out.superseded) throw new Error("The labels were changed by another call before this image was classified.");
     } else if (!this.labelKey) throw new Error("No labels: pass {labels: [...]} or call setLabels first.");
-    const msg = await imageMessage(image);
+    const msg = { ...(await imageMessage(image)), upright: exifOrientation };
     const out = await this.engine.call("classify", { image: msg }, null, transfers(msg));
     if (topK) out.predictions = out.predictions.slice(0, topK);
     return out;
   }
 
   /// The L2-normalized image embedding (Float32Array), as transformers' `image_embeds`.
-  async embedImage(image) {
-    const msg = await imageMessage(image);
+  /// `exifOrientation` as for `classify`.
+  async embedImage(image, { exifOrientation = true } = {}) {
+    const msg = { ...(await imageMessage(image)), upright: exifOrientation };
     return this.engine.call("embedImage", { image: msg }, null, transfers(msg));
   }
 

@@ -62,12 +62,12 @@ const handlers = {
 
   async classify({ image }) {
     const t0 = performance.now();
-    const predictions = await withImage(image, (kind, a, b, c) => (kind === "rgba" ? clip.classifyRgba(a, b, c) : clip.classifyEncoded(a)));
+    const predictions = await withImage(image, (kind, a, b, c) => (kind === "rgba" ? clip.classifyRgba(a, b, c) : clip.classifyEncoded(a, image.upright)));
     return { predictions, ms: performance.now() - t0 };
   },
 
   async embedImage({ image }) {
-    return withImage(image, (kind, a, b, c) => (kind === "rgba" ? clip.embedRgba(a, b, c) : clip.embedEncoded(a)));
+    return withImage(image, (kind, a, b, c) => (kind === "rgba" ? clip.embedRgba(a, b, c) : clip.embedEncoded(a, image.upright)));
   },
 
   async embedText({ texts }) {
@@ -123,7 +123,8 @@ function progress(id, fields) {
 
 /// Pass an image to `run` as ("encoded", bytes) or ("rgba", width, height, pixels). Encoded
 /// files are decoded in wasm (PNG, JPEG, WebP, GIF, BMP: the same code as the CLI); formats it
-/// does not know (AVIF, SVG, ...) are decoded by the browser instead.
+/// does not know (AVIF, SVG, ...) are decoded by the browser instead. `image.upright`: turn a
+/// file upright as its EXIF orientation says (as the browser displays it).
 async function withImage(image, run) {
   if (image.kind === "rgba") return run("rgba", image.width, image.height, new Uint8Array(image.data));
   const bytes = new Uint8Array(image.bytes);
@@ -133,7 +134,7 @@ async function withImage(image, run) {
     if (!/unrecognised image format/.test(errorMessage(e))) throw e;
     let bitmap;
     try {
-      bitmap = await createImageBitmap(new Blob([bytes]), { imageOrientation: "none", premultiplyAlpha: "none", colorSpaceConversion: "none" });
+      bitmap = await createImageBitmap(new Blob([bytes]), { imageOrientation: image.upright ? "from-image" : "none", premultiplyAlpha: "none", colorSpaceConversion: "none" });
     } catch {
       throw new Error("This file is not an image webclip or the browser can decode (supported: PNG, JPEG, WebP, GIF, BMP, and what the browser shows).");
     }

@@ -11,7 +11,8 @@ mod resample;
 
 pub use resample::Rgb8;
 
-use image::DynamicImage;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder};
 
 use crate::Error;
 use crate::config::{PreprocessConfig, ResizeTarget};
@@ -37,7 +38,8 @@ pub struct Pixels {
 /// * 16-bit samples keep their high byte, as Pillow reads 16-bit RGB. (Pillow converts 16-bit
 ///   *grayscale* by clamping at 255, which turns almost every pixel white; webclip takes the
 ///   high byte there too.)
-/// * GIFs give their first frame. EXIF orientation is not applied, as in transformers.
+/// * GIFs give their first frame. EXIF orientation is not applied, as in transformers (see
+///   [`decode_upright`] for that).
 /// * JPEG natively goes through libjpeg-turbo's arithmetic, as Pillow's does (see `jpeg.rs`).
 pub fn decode(bytes: &[u8]) -> Result<Rgb8, Error> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
@@ -59,6 +61,35 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, Error> {
     reader.limits(limits);
     let img = reader.decode().map_err(|e| Error::Image(decode_message(e)))?;
     to_rgb(img)
+}
+
+/// [`decode`], then turned upright as the file's EXIF orientation tag says: the image as a
+/// browser or photo viewer shows it. transformers does not do this (Pillow's `Image.open`
+/// ignores the tag, so a phone photo reaches CLIP on its side); it equals running transformers
+/// on `ImageOps.exif_transpose(image)`.
+pub fn decode_upright(bytes: &[u8]) -> Result<Rgb8, Error> {
+    let img = decode(bytes)?;
+    let orientation = exif_orientation(bytes);
+    if orientation == Orientation::NoTransforms {
+        return Ok(img);
+    }
+    let (width, height) = (img.width as u32, img.height as u32);
+    let buffer = image::RgbImage::from_raw(width, height, img.data)
+        .ok_or_else(|| Error::Image("decoded pixels do not fill the image".into()))?;
+    let mut img = DynamicImage::ImageRgb8(buffer);
+    img.apply_orientation(orientation);
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    Ok(Rgb8 { width, height, data: img.into_rgb8().into_raw() })
+}
+
+/// The orientation a file's EXIF data asks for; none when it has no (readable) EXIF.
+fn exif_orientation(bytes: &[u8]) -> Orientation {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()
+        .and_then(|r| r.into_decoder().ok())
+        .and_then(|mut d| d.orientation().ok())
+        .unwrap_or(Orientation::NoTransforms)
 }
 
 fn decode_message(e: image::ImageError) -> String {

@@ -20,6 +20,22 @@ pub struct Reference {
     pub input_ids: Vec<Vec<u32>>,
     pub text_embeds: Vec<Vec<f32>>,
     pub images: Vec<ImageReference>,
+    /// Photos with an EXIF orientation tag, read as transformers reads them and turned upright.
+    pub exif: Vec<ExifReference>,
+}
+
+#[derive(Deserialize)]
+pub struct ExifReference {
+    pub path: String,
+    pub raw: Scores,
+    pub upright: Scores,
+}
+
+#[derive(Deserialize)]
+pub struct Scores {
+    pub image_embeds: Vec<f32>,
+    pub logits: Vec<f32>,
+    pub probs: Vec<f32>,
 }
 
 #[derive(Deserialize)]

@@ -114,13 +114,19 @@ async function shown(page, name) {
 }
 
 function assertMatchesReference(probs, name) {
-  const ref = REF.images.find((i) => i.path.endsWith(name));
-  assert.equal(Object.keys(probs).length, REF.labels.length, `${name}: all labels shown`);
+  assertProbs(probs, REF.images.find((i) => i.path.endsWith(name)).probs, name);
+}
+
+/// `probs` (by label) against transformers' probabilities over REF.labels.
+function assertProbs(probs, want, what) {
+  assert.equal(Object.keys(probs).length, REF.labels.length, `${what}: all labels shown`);
   REF.labels.forEach((label, j) => {
-    const diff = Math.abs(probs[label] - ref.probs[j]);
-    assert.ok(diff <= TOL, `${name} / ${label}: page ${probs[label]} vs transformers ${ref.probs[j]} (|diff| ${diff})`);
+    const diff = Math.abs(probs[label] - want[j]);
+    assert.ok(diff <= TOL, `${what} / ${label}: page ${probs[label]} vs transformers ${want[j]} (|diff| ${diff})`);
   });
 }
+
+const EXIF = REF.exif.find((e) => e.path.endsWith("exif_orientation8.png"));
 
 describe("webclip page", { concurrency: false }, () => {
   test("WebGPU: adapter present, probabilities equal transformers', cache and privacy", async () => {
@@ -138,6 +144,11 @@ describe("webclip page", { concurrency: false }, () => {
       for (const name of PHOTOS) assertMatchesReference(await shown(page, name), name);
       assert.deepEqual(requests, [], `requests while classifying: ${requests.join(", ")}`);
       await page.screenshot({ path: join(ARTIFACTS, "webgpu.png"), fullPage: true });
+
+      // A photo stored on its side with an EXIF orientation tag is classified upright, as its
+      // thumbnail shows it: transformers' numbers for Pillow's exif_transpose of it.
+      await upload(page, ["exif_orientation8.png"], join(FIX, "images/odd"));
+      assertProbs(await shown(page, "exif_orientation8.png"), EXIF.upright.probs, "exif_orientation8.png (upright)");
 
       // Cache: a reload loads the model with no request for its files.
       const before = serverLog.length;
@@ -248,6 +259,18 @@ describe("webclip page", { concurrency: false }, () => {
         const diff = Math.abs(got - ref.images[0].ensemble_logits[j]);
         assert.ok(diff <= TOL, `ensemble logit of ${label}: ${got} vs transformers ${ref.images[0].ensemble_logits[j]}`);
       });
+
+      // Files are turned upright as their EXIF orientation says, unless asked not to.
+      const exif = await page.evaluate(
+        async ({ bytes, labels }) => {
+          const blob = new Blob([new Uint8Array(bytes)], { type: "image/png" });
+          const probs = async (opts) => Object.fromEntries((await window.model.classify(blob, { labels, ...opts })).predictions.map((p) => [p.label, p.probability]));
+          return { upright: await probs({}), raw: await probs({ exifOrientation: false }) };
+        },
+        { bytes: [...readFileSync(join(FIX, EXIF.path))], labels: REF.labels },
+      );
+      assertProbs(exif.upright, EXIF.upright.probs, "API, EXIF orientation applied");
+      assertProbs(exif.raw, EXIF.raw.probs, "API, exifOrientation: false");
 
       await page.waitForSelector("webclip-classifier >> li", { timeout: 120_000 });
       const element = await page.$$eval("webclip-classifier >> li", (lis) => lis.map((li) => [li.dataset.label, Number(li.dataset.probability)]));
