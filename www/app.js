@@ -36,7 +36,8 @@ $("clear-cache").addEventListener("click", async () => {
   showCache(await clearCache());
 });
 
-async function load(source) {
+/// Load a model into a new engine; `notice` is shown once it is ready (after a restart).
+async function load(source, notice = null) {
   if (state.loading) return;
   stopCamera();
   state.model?.dispose();
@@ -66,6 +67,7 @@ async function load(source) {
       `loaded in ${(i.loadMs / 1000).toFixed(1)} s, shaders warmed in ${(i.warmMs / 1000).toFixed(1)} s on ${where}.${fallback}`;
     document.body.dataset.backend = i.backend;
     document.body.dataset.ready = "true";
+    if (notice) showError("model-error", notice);
     await applyLabels();
     drainQueue();
   } catch (e) {
@@ -83,17 +85,19 @@ function engineDied(message, source) {
   state.model = null;
   document.body.dataset.ready = "false";
   setStatus("error", "Engine stopped");
-  const what = /device|lost|gpu/i.test(message) ? "The GPU device was lost" : "The engine stopped";
+  const what = /^the GPU device was lost/.test(message)
+    ? "The GPU" + message.slice("the GPU".length)
+    : `${/device|lost|gpu/i.test(message) ? "The GPU device was lost" : "The engine stopped"} (${message})`;
   // Restart automatically, but not in a loop: twice a minute at most.
   const now = Date.now();
   while (restarts.length && now - restarts[0] > 60_000) restarts.shift();
   if (restarts.length >= 2) {
-    showError("model-error", `${what} again (${message}). Try the CPU backend, or reload the page.`);
+    showError("model-error", `${what}, again. Try the CPU backend, or reload the page.`);
     return;
   }
   restarts.push(now);
-  showError("model-error", `${what} (${message}). Reloading the model from the offline cache…`);
-  setTimeout(() => load(source), 500);
+  showError("model-error", `${what}. Reloading the model from the offline cache…`);
+  setTimeout(() => load(source, `${what}. The engine was restarted and the model reloaded.`), 500);
 }
 
 function progressRow(rows, p) {

@@ -18,6 +18,32 @@ let clip = null;
 // A Rust panic aborts the module; the hook in src/web.rs calls this first.
 self.webclipPanic = (message) => self.postMessage({ type: "fatal", message });
 
+// A lost GPU device (driver reset, GPU process crash, the OS reclaiming it) does not always
+// make wgpu fail loudly: watch every device it creates and report the loss, so the page can
+// restart the engine. The devices are kept on `self.webclipGpuDevices` for the tests, which
+// destroy one to simulate a loss.
+self.webclipGpuDevices = [];
+if (self.navigator?.gpu) {
+  const gpu = self.navigator.gpu;
+  const requestAdapter = gpu.requestAdapter.bind(gpu);
+  gpu.requestAdapter = async (...args) => {
+    const adapter = await requestAdapter(...args);
+    if (adapter) {
+      const requestDevice = adapter.requestDevice.bind(adapter);
+      adapter.requestDevice = async (...dargs) => {
+        const device = await requestDevice(...dargs);
+        self.webclipGpuDevices.push(device);
+        device.lost.then((info) => {
+          const why = [info.reason, info.message].filter(Boolean).join(": ");
+          self.postMessage({ type: "fatal", message: `the GPU device was lost${why ? ` (${why})` : ""}` });
+        });
+        return device;
+      };
+    }
+    return adapter;
+  };
+}
+
 const handlers = {
   async init({ backend }) {
     await init({ module_or_path: new URL("../webclip_bg.wasm", import.meta.url) });

@@ -202,7 +202,7 @@ describe("webclip page", { concurrency: false }, () => {
     }
   });
 
-  test("errors: corrupt weights, a non-image, empty labels — each shown, and the page still works", async () => {
+  test("errors: corrupt weights, a non-image, empty labels, a lost GPU device — each shown, and the page still works", async () => {
     const { b, page } = await browser();
     try {
       await page.goto(`${BASE}/?model=/models/corrupt/`);
@@ -226,6 +226,18 @@ describe("webclip page", { concurrency: false }, () => {
       await page.waitForSelector("#labels-error", { state: "hidden" });
       await upload(page, ["chelsea.png"]);
       assertMatchesReference(await shown(page, "chelsea.png"), "chelsea.png");
+
+      // WebGPU device lost (destroyed from inside the engine's worker): the page says so,
+      // restarts the engine from the offline cache and classifies again.
+      const worker = page.workers().findLast((w) => w.url().endsWith("/www/worker.js"));
+      assert.equal(await worker.evaluate(() => self.webclipGpuDevices.length), 1, "the engine's GPU device is watched");
+      await worker.evaluate(() => self.webclipGpuDevices[0].destroy());
+      await page.waitForFunction(() => /GPU device was lost/.test(document.querySelector("#model-error").textContent), null, { timeout: 60_000 });
+      assert.match(await page.textContent("#model-error"), /Reloading the model from the offline cache/);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+      assert.match(await page.textContent("#model-error"), /GPU device was lost.*restarted/);
+      await upload(page, ["coffee.png"]);
+      assertMatchesReference(await shown(page, "coffee.png"), "coffee.png");
     } finally {
       await b.close();
     }
