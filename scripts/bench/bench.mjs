@@ -1,0 +1,90 @@
+// webclip vs transformers.js, side by side in one run, in Debian's Chromium, on the same CLIP
+// weights: image file -> normalized embedding, and 8 prompts -> embeddings. Each engine is
+// loaded, run once cold, then RUNS times; the table shows medians. Run by hand (not in CI):
+//
+//   (cd scripts/bench && npm install --ignore-scripts)      # transformers.js 4.3.1, pinned
+//   python scripts/bench/export_onnx.py MODEL_DIR           # the ONNX files transformers.js loads
+//   trunk build --release
+//   node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--webgpu] [--threads 1]
+//
+// MODEL_DIR is a Hugging Face CLIP directory (e.g. the random-weight ViT-B/32 that
+// scripts/parity_real_shapes.py writes). The CPU rows compare webclip's CPU backend (burn
+// flex, wasm SIMD128, one thread) with onnxruntime-web's wasm backend (SIMD, `--threads`
+// threads: 1 by default, as webclip has one). `--webgpu` adds both engines on WebGPU, which
+// in headless Chromium without a GPU is SwiftShader, a CPU emulation whose times say nothing
+// about GPUs. Results: a markdown table on stdout and target/bench/result.json.
+
+import { execSync, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createRequire } from "node:module";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const require = createRequire(join(ROOT, "package.json"));
+const { chromium } = require("playwright-core");
+
+const args = process.argv.slice(2);
+const opt = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
+const modelDir = args.find((a, i) => !a.startsWith("--") && !["--runs", "--threads"].includes(args[i - 1]));
+if (!modelDir) throw new Error("usage: node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--webgpu] [--threads 1]");
+const RUNS = Number(opt("runs", 7));
+const THREADS = Number(opt("threads", 1));
+const PORT = 8790;
+const TEXTS = ["cat", "dog", "cup of coffee", "rocket", "astronaut", "bicycle", "red car", "mountain lake"].map((l) => `a photo of a ${l}.`);
+const NM = join(ROOT, "scripts/bench/node_modules");
+
+const server = spawn(process.execPath, [
+  join(ROOT, "scripts/serve.mjs"), "--port", String(PORT), "--root", join(ROOT, "dist"),
+  "--model", `bench=${resolve(modelDir)}`,
+  "--mount", `/bench/=${join(ROOT, "scripts/bench")}`,
+  "--mount", `/tjs/=${join(NM, "@huggingface/transformers/dist")}`,
+  "--mount", `/ort/=${join(NM, "onnxruntime-web/dist")}`,
+  "--mount", `/ortc/=${join(NM, "onnxruntime-common/dist/esm")}`,
+], { stdio: ["ignore", "pipe", "inherit"] });
+await new Promise((ok) => server.stdout.on("data", (d) => String(d).includes("serving") && ok()));
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const maxDiff = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+const results = [];
+try {
+  const flags = ["--no-sandbox", "--disable-dev-shm-usage", "--enable-unsafe-webgpu"];
+  const plan = [
+    ["runWebclip", { backend: "cpu" }],
+    ["runTransformersJs", { device: "wasm", threads: THREADS }],
+  ];
+  if (args.includes("--webgpu")) plan.push(["runWebclip", { backend: "webgpu" }], ["runTransformersJs", { device: "webgpu", threads: THREADS }]);
+  for (const [fn, extra] of plan) {
+    // A fresh browser per engine, so neither inherits the other's memory or compiled code.
+    const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: flags });
+    try {
+      const page = await browser.newPage();
+      page.on("console", (m) => m.type() === "error" && console.error(`  [${fn}] ${m.text()}`));
+      await page.goto(`http://127.0.0.1:${PORT}/bench/bench.html`);
+      await page.waitForFunction(() => window.benchReady);
+      const config = { model: "/models/bench/", image: "/samples/chelsea.png", texts: TEXTS, runs: RUNS, ...extra };
+      const r = await page.evaluate(([fn, config]) => window[fn](config), [fn, config]);
+      console.error(`${r.engine} ${r.backend}: image ${median(r.imageTimes).toFixed(0)} ms, text ${median(r.textTimes).toFixed(0)} ms`);
+      results.push(r);
+    } finally {
+      await browser.close();
+    }
+  }
+} finally {
+  server.kill();
+}
+
+const ref = results[0];
+const rows = results.map((r) => {
+  const textDiff = Math.max(...r.textEmbeddings.map((e, i) => maxDiff(e, ref.textEmbeddings[i])));
+  return `| ${r.engine} | ${r.backend}${r.threads ? ` (${r.threads} thread${r.threads > 1 ? "s" : ""})` : ""} | ${(r.loadMs / 1000).toFixed(1)} | ${r.imageFirst.toFixed(0)} | ${median(r.imageTimes).toFixed(0)} | ${Math.min(...r.imageTimes).toFixed(0)} | ${median(r.textTimes).toFixed(0)} | ${maxDiff(r.imageEmbedding, ref.imageEmbedding).toExponential(1)} | ${textDiff.toExponential(1)} |`;
+});
+const table = [
+  `${execSync("/usr/bin/chromium --version", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()}, ${RUNS} runs after a cold one, model ${modelDir}`,
+  "",
+  "| engine | backend | load (s) | first image (ms) | image, median (ms) | image, best (ms) | 8 prompts, median (ms) | image embedding vs webclip cpu | text embeddings vs webclip cpu |",
+  "|---|---|---|---|---|---|---|---|---|",
+  ...rows,
+].join("\n");
+console.log(table);
+mkdirSync(join(ROOT, "target/bench"), { recursive: true });
+writeFileSync(join(ROOT, "target/bench/result.json"), JSON.stringify({ runs: RUNS, results: results.map(({ imageEmbedding, textEmbeddings, ...r }) => r) }, null, 1));
