@@ -11,7 +11,8 @@ trunk build --release
 args=(--port "${PORT:-8080}")
 url="http://127.0.0.1:${PORT:-8080}/"
 if [ $# -ge 1 ]; then
-  [ -f "$1/config.json" ] && [ -f "$1/model.safetensors" ] || { echo "serve.sh: $1 has no config.json + model.safetensors" >&2; exit 1; }
+  [ -f "$1/config.json" ] && { [ -f "$1/model.safetensors" ] || [ -f "$1/pytorch_model.bin" ]; } ||
+    { echo "serve.sh: $1 has no config.json + model.safetensors (or pytorch_model.bin)" >&2; exit 1; }
   args+=(--model "local=$1")
   url="${url}?model=/models/local/"
 fi

@@ -1,6 +1,6 @@
 //! webclip: OpenAI's CLIP in Rust on burn, with exact parity with Hugging Face transformers.
 //!
-//! The crate is the model ([`model`]), its weights ([`weights`]), tokenizer ([`tokenizer`]),
+//! The crate is the model ([`model`]), its weights ([`weights`], [`pytorch`]), tokenizer ([`tokenizer`]),
 //! image preprocessing ([`preprocess`]) and zero-shot classification ([`zeroshot`]) — all
 //! generic over where burn runs them ([`device`]) and free of any web type. The command-line
 //! tool (`src/main.rs`) and the browser build call the same [`zeroshot::Clip`].
@@ -10,6 +10,7 @@ pub mod device;
 mod error;
 pub mod model;
 pub mod preprocess;
+pub mod pytorch;
 pub mod tokenizer;
 #[cfg(target_family = "wasm")]
 pub mod web;

@@ -39,13 +39,13 @@ mod cli {
         Embed(EmbedArgs),
         /// Print the 77-long token ids and attention mask of texts.
         Tokenize(TokenizeArgs),
-        /// Rewrite a model.safetensors with another float type.
+        /// Rewrite a model.safetensors or pytorch_model.bin as safetensors of a chosen float type.
         Convert(ConvertArgs),
     }
 
     #[derive(Args)]
     struct ModelArgs {
-        /// Hugging Face CLIP directory: config.json, model.safetensors [, tokenizer.json, preprocessor_config.json].
+        /// Hugging Face CLIP directory: config.json, model.safetensors or pytorch_model.bin [, tokenizer.json, preprocessor_config.json].
         #[arg(long, value_name = "DIR")]
         model: PathBuf,
         /// Where to run: cpu (burn flex) or wgpu (GPU through Vulkan/Metal/DX12).
@@ -111,7 +111,8 @@ mod cli {
         /// Target float type.
         #[arg(long, value_name = "f16|bf16|f32")]
         dtype: String,
-        #[arg(value_name = "IN.safetensors")]
+        /// model.safetensors, or a PyTorch pytorch_model.bin.
+        #[arg(value_name = "IN")]
         input: PathBuf,
         #[arg(value_name = "OUT.safetensors")]
         output: PathBuf,

@@ -18,6 +18,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::device::{ComputeDevice, read_f32};
 use crate::preprocess::Pixels;
+use crate::pytorch::{PytorchCheckpoint, WeightsFormat};
 use crate::weights::{RawTensor, SafetensorsIndex, TensorSource};
 use crate::zeroshot::{Clip, LabelSet, ModelFiles};
 use crate::{BackendKind, Error};
@@ -58,10 +59,10 @@ impl JsWeights {
 }
 
 impl TensorSource for JsWeights {
-    fn tensor(&self, name: &str) -> Option<RawTensor<'_>> {
-        let (dtype, shape, range) = self.index.locate(name)?;
+    fn tensor(&self, name: &str) -> Result<Option<RawTensor<'_>>, Error> {
+        let Some((dtype, shape, range)) = self.index.locate(name) else { return Ok(None) };
         let data = self.buffer.subarray(range.start as u32, range.end as u32).to_vec();
-        Some(RawTensor { dtype, shape, data: Cow::Owned(data) })
+        Ok(Some(RawTensor { dtype, shape, data: Cow::Owned(data) }))
     }
 }
 
@@ -141,7 +142,8 @@ impl WebClip {
         self.fallback_reason.clone()
     }
 
-    /// Load a model from a Hugging Face repository's files. Returns a summary of its shapes.
+    /// Load a model from a Hugging Face repository's files; `weights` is `model.safetensors` or
+    /// `pytorch_model.bin` (told apart by their first bytes). Returns a summary of its shapes.
     pub fn load(
         &self,
         config_json: &str,
@@ -149,13 +151,23 @@ impl WebClip {
         tokenizer_json: Option<Vec<u8>>,
         weights: Uint8Array,
     ) -> Result<JsValue, JsValue> {
-        let weights = JsWeights::new(weights).map_err(js_error)?;
         let files = ModelFiles {
             config_json,
             preprocessor_json: preprocessor_json.as_deref(),
             tokenizer_json: tokenizer_json.as_deref(),
         };
-        let clip = Clip::load(files, &weights, &self.device.device).map_err(js_error)?;
+        let first = weights.subarray(0, weights.length().min(8)).to_vec();
+        let clip = match WeightsFormat::detect(&first) {
+            WeightsFormat::Safetensors => {
+                let weights = JsWeights::new(weights).map_err(js_error)?;
+                Clip::load(files, &weights, &self.device.device)
+            }
+            // The zip's directory is at its end and its entries anywhere: the reader needs the
+            // whole file in the wasm heap (a copy the safetensors path avoids).
+            WeightsFormat::Pytorch => PytorchCheckpoint::from_bytes(weights.to_vec())
+                .and_then(|weights| Clip::load(files, &weights, &self.device.device)),
+        }
+        .map_err(js_error)?;
         let (t, v) = (&clip.config.text_config, &clip.config.vision_config);
         let params = burn::module::Module::num_params(&clip.model);
         let info = ModelInfo {

@@ -36,8 +36,9 @@ pub struct RawTensor<'a> {
 
 /// Somewhere tensors can be read from by name.
 pub trait TensorSource {
-    /// The tensor, or `None` if the source has no tensor of that name.
-    fn tensor(&self, name: &str) -> Option<RawTensor<'_>>;
+    /// The tensor, `None` if the source has no tensor of that name, or an error if it has
+    /// one that cannot be read.
+    fn tensor(&self, name: &str) -> Result<Option<RawTensor<'_>>, Error>;
 }
 
 /// A parsed safetensors file held in memory (or memory-mapped).
@@ -60,9 +61,9 @@ impl<'a> SafetensorsFile<'a> {
 }
 
 impl TensorSource for SafetensorsFile<'_> {
-    fn tensor(&self, name: &str) -> Option<RawTensor<'_>> {
-        let view = self.inner.tensor(name).ok()?;
-        Some(RawTensor { dtype: view.dtype(), shape: view.shape().to_vec(), data: Cow::Borrowed(view.data()) })
+    fn tensor(&self, name: &str) -> Result<Option<RawTensor<'_>>, Error> {
+        let Ok(view) = self.inner.tensor(name) else { return Ok(None) };
+        Ok(Some(RawTensor { dtype: view.dtype(), shape: view.shape().to_vec(), data: Cow::Borrowed(view.data()) }))
     }
 }
 
@@ -182,7 +183,7 @@ impl<S: TensorSource> Loader<'_, S> {
             _ => (key(field), false),
         };
         let stored_shape: Vec<usize> = if transpose { expected.iter().rev().copied().collect() } else { expected.to_vec() };
-        let raw = self.source.tensor(&name).ok_or_else(|| Error::MissingTensor(name.clone()))?;
+        let raw = self.source.tensor(&name)?.ok_or_else(|| Error::MissingTensor(name.clone()))?;
         let scalar_ok = name == "logit_scale" && raw.shape.is_empty() && expected == [1; D];
         if raw.shape != stored_shape && !scalar_ok {
             return Err(Error::Shape { name, found: raw.shape.clone(), expected: stored_shape });
@@ -250,15 +251,34 @@ impl std::str::FromStr for FloatType {
     }
 }
 
-/// Rewrite a safetensors file with every float tensor stored as `to`; other tensors (integer
-/// `position_ids`) and the file's metadata are kept. Values beyond f16's range are an error,
-/// not a silent infinity.
+/// Rewrite a weights file (safetensors, or a PyTorch `pytorch_model.bin`) as safetensors with
+/// every float tensor stored as `to`; other tensors (integer `position_ids`) are kept, and so is
+/// a safetensors file's metadata. Values beyond f16's range are an error, not a silent infinity.
 pub fn convert(bytes: &[u8], to: FloatType) -> Result<Vec<u8>, Error> {
-    let file = SafetensorsFile::parse(bytes)?;
-    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| Error::WeightsFile(e.to_string()))?;
+    match crate::pytorch::WeightsFormat::detect(bytes) {
+        crate::pytorch::WeightsFormat::Pytorch => {
+            let file = crate::pytorch::PytorchCheckpoint::from_bytes(bytes.to_vec())?;
+            // What Hugging Face's own conversions write.
+            let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+            convert_source(&file.names(), &file, Some(meta), to)
+        }
+        crate::pytorch::WeightsFormat::Safetensors => {
+            let file = SafetensorsFile::parse(bytes)?;
+            let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| Error::WeightsFile(e.to_string()))?;
+            convert_source(&file.names(), &file, metadata.metadata().clone(), to)
+        }
+    }
+}
+
+fn convert_source(
+    names: &[&str],
+    source: &impl TensorSource,
+    metadata: Option<HashMap<String, String>>,
+    to: FloatType,
+) -> Result<Vec<u8>, Error> {
     let mut out: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for name in file.names() {
-        let raw = file.tensor(name).expect("listed tensor exists");
+    for &name in names {
+        let raw = source.tensor(name)?.ok_or_else(|| Error::MissingTensor(name.to_string()))?;
         let (dtype, data) = match raw.dtype {
             Dtype::F32 | Dtype::F16 | Dtype::BF16 => {
                 let values = decode_f32(name, &raw)?;
@@ -274,8 +294,7 @@ pub fn convert(bytes: &[u8], to: FloatType) -> Result<Vec<u8>, Error> {
             safetensors::tensor::TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| Error::WeightsFile(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
-    let meta: Option<HashMap<String, String>> = metadata.metadata().clone();
-    safetensors::serialize(views, meta).map_err(|e| Error::WeightsFile(e.to_string()))
+    safetensors::serialize(views, metadata).map_err(|e| Error::WeightsFile(e.to_string()))
 }
 
 fn encode(name: &str, values: &[f32], to: FloatType) -> Result<(Dtype, Vec<u8>), Error> {

@@ -125,8 +125,8 @@ impl Clip {
         Ok(Self { config, preprocess, tokenizer, model, device: device.clone() })
     }
 
-    /// Load a Hugging Face model directory: `config.json`, `model.safetensors`, and optionally
-    /// `preprocessor_config.json` and `tokenizer.json`.
+    /// Load a Hugging Face model directory: `config.json`, `model.safetensors` (or, without it,
+    /// `pytorch_model.bin`), and optionally `preprocessor_config.json` and `tokenizer.json`.
     #[cfg(not(target_family = "wasm"))]
     pub fn load_dir(dir: &std::path::Path, device: &Device) -> Result<Self, Error> {
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
@@ -139,18 +139,29 @@ impl Clip {
             .map(|b| String::from_utf8(b).map_err(|_| Error::Config("preprocessor_config.json is not UTF-8".into())))
             .transpose()?;
         let tokenizer = optional("tokenizer.json")?;
-        let path = dir.join("model.safetensors");
-        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        // Mapped, not read: the pages are the file's, so the process holds one copy of the weights.
-        // SAFETY: the file is only read; webclip does not modify model files while running.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-        let weights = crate::weights::SafetensorsFile::parse(&map)?;
         let files = ModelFiles {
             config_json: &config,
             preprocessor_json: preprocessor.as_deref(),
             tokenizer_json: tokenizer.as_deref(),
         };
-        Self::load(files, &weights, device)
+        let path = dir.join("model.safetensors");
+        if path.exists() {
+            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            // Mapped, not read: the pages are the file's, so the process holds one copy of the weights.
+            // SAFETY: the file is only read; webclip does not modify model files while running.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            let weights = crate::weights::SafetensorsFile::parse(&map)?;
+            return Self::load(files, &weights, device);
+        }
+        let bin = dir.join("pytorch_model.bin");
+        if bin.exists() {
+            let weights = crate::pytorch::PytorchCheckpoint::open(&bin)?;
+            return Self::load(files, &weights, device);
+        }
+        Err(Error::io(
+            &path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not found, and no pytorch_model.bin either"),
+        ))
     }
 
     pub fn device(&self) -> &Device {

@@ -172,6 +172,44 @@ fn tokenize_json_matches_transformers() {
     }
 }
 
+/// A directory holding only pytorch_model.bin (as openai/clip-vit-base-patch32 at main) gives
+/// the numbers the safetensors directory gives.
+#[test]
+fn pytorch_bin_directory_classifies_the_same() {
+    for model in common::MODELS {
+        let r = reference(model);
+        let bin_dir = format!("{model}-bin");
+        let run = |dir: &str| {
+            let mut args = vec!["classify", "--model", dir, "--json"];
+            for l in &r.labels {
+                args.extend(["--label", l.as_str()]);
+            }
+            args.extend(r.images.iter().map(|i| i.path.as_str()));
+            ok_json(&args)
+        };
+        let (bin, st) = (run(&bin_dir), run(model));
+        assert_eq!(bin, st, "{bin_dir}: not the numbers of {model}");
+        for (o, img) in bin.as_array().unwrap().iter().zip(&r.images) {
+            let mut logits = vec![f32::NAN; r.labels.len()];
+            for p in o["predictions"].as_array().unwrap() {
+                let i = r.labels.iter().position(|l| l == p["label"].as_str().unwrap()).unwrap();
+                logits[i] = p["logit"].as_f64().unwrap() as f32;
+            }
+            assert_close(&format!("{bin_dir} {} logits", img.path), &logits, &img.logits, 1e-4);
+        }
+    }
+    // convert: .bin in, safetensors out, loadable in place of the .bin.
+    let dir = Scratch::new("cli-convert-bin");
+    for f in ["config.json", "preprocessor_config.json"] {
+        std::fs::copy(fixtures().join("tiny-gelu-bin").join(f), dir.path(f)).unwrap();
+    }
+    let out = webclip(&["convert", "--dtype", "f16", "tiny-gelu-bin/pytorch_model.bin", dir.path("model.safetensors").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = reference("tiny-gelu");
+    let out = ok_json(&["classify", "--model", dir.0.to_str().unwrap(), "--json", "--label", "cat", "--label", "dog", &r.images[0].path]);
+    assert_eq!(out.as_array().unwrap()[0]["predictions"].as_array().unwrap().len(), 2);
+}
+
 #[test]
 fn convert_round_trip() {
     let dir = Scratch::model_copy("cli-convert", "tiny-quickgelu");

@@ -26,7 +26,7 @@ fn owned_tensors() -> Owned {
     file.names()
         .into_iter()
         .map(|n| {
-            let t = file.tensor(n).unwrap();
+            let t = file.tensor(n).unwrap().unwrap();
             (n.to_string(), t.dtype, t.shape.clone(), t.data.to_vec())
         })
         .collect()
@@ -103,7 +103,7 @@ fn piecewise_index_agrees_with_the_file_parser() {
     let header = SafetensorsIndex::header_len(&bytes[..8], bytes.len()).unwrap();
     let index = SafetensorsIndex::parse(&bytes[..header], bytes.len()).unwrap();
     for name in file.names() {
-        let t = file.tensor(name).unwrap();
+        let t = file.tensor(name).unwrap().unwrap();
         let (dtype, shape, range) = index.locate(name).unwrap();
         assert_eq!((dtype, &shape, &bytes[range]), (t.dtype, &t.shape, &*t.data), "{name}");
     }
@@ -137,7 +137,7 @@ fn missing_files_and_bad_config() {
     let dir = Scratch::new("no-weights");
     std::fs::copy(fixtures().join(MODEL).join("config.json"), dir.path("config.json")).unwrap();
     let e = Clip::load_dir(&dir.0, &ComputeDevice::cpu().device).err().unwrap();
-    assert!(e.to_string().contains("model.safetensors"), "{e}");
+    assert!(e.to_string().contains("model.safetensors") && e.to_string().contains("pytorch_model.bin"), "{e}");
 
     let dir = Scratch::model_copy("bad-config", MODEL);
     std::fs::write(dir.path("config.json"), "{\"vision_config\": {\"hidden_size\": \"wide\"}}").unwrap();
@@ -170,13 +170,13 @@ fn dtypes_decode_as_torch_wrote_them() {
         .collect();
     let file = SafetensorsFile::parse(&bytes).unwrap();
     for (name, want) in &expected {
-        let got = decode_f32(name, &file.tensor(name).unwrap()).unwrap();
+        let got = decode_f32(name, &file.tensor(name).unwrap().unwrap()).unwrap();
         assert_eq!(got.len(), want.len(), "{name}");
         for (g, w) in got.iter().zip(want) {
             assert_eq!(g.to_bits(), w.to_bits(), "{name}: {g} vs {w}");
         }
     }
-    let e = decode_f32("ids.i64", &file.tensor("ids.i64").unwrap()).unwrap_err();
+    let e = decode_f32("ids.i64", &file.tensor("ids.i64").unwrap().unwrap()).unwrap_err();
     assert!(e.to_string().contains("ids.i64 is stored as I64"), "{e}");
 }
 
@@ -248,4 +248,25 @@ fn empty_labels_and_bad_templates() {
     assert!(clip.image_embeddings(&[]).is_err());
     let none: [&str; 0] = [];
     assert!(clip.text_embeddings(&none).is_err());
+}
+
+/// A broken pytorch_model.bin: cut short, garbage after a zip signature, empty of tensors.
+#[test]
+fn corrupt_pytorch_bin() {
+    let bin = std::fs::read(fixtures().join("tiny-quickgelu-bin/pytorch_model.bin")).unwrap();
+    let mut garbage = b"PK\x03\x04".to_vec();
+    garbage.extend(std::iter::repeat_n(7u8, 1000));
+    for (name, bytes) in [("bin-truncated", bin[..bin.len() / 2].to_vec()), ("bin-garbage", garbage)] {
+        let dir = Scratch::new(name);
+        for f in ["config.json", "preprocessor_config.json"] {
+            std::fs::copy(fixtures().join("tiny-quickgelu-bin").join(f), dir.path(f)).unwrap();
+        }
+        std::fs::write(dir.path("pytorch_model.bin"), bytes).unwrap();
+        let e = Clip::load_dir(&dir.0, &ComputeDevice::cpu().device).err().expect(name);
+        assert!(matches!(e, Error::WeightsFile(_)), "{name}: {e}");
+        assert!(e.to_string().contains("PyTorch"), "{name}: {e}");
+    }
+    // The same through the bytes path the browser takes.
+    let e = webclip::pytorch::PytorchCheckpoint::from_bytes(bin[..bin.len() - 100].to_vec()).err().unwrap();
+    assert!(e.to_string().contains("not a readable PyTorch checkpoint"), "{e}");
 }

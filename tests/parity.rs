@@ -18,9 +18,15 @@ fn rows(t: burn::tensor::Tensor<2>) -> Vec<Vec<f32>> {
 
 /// Everything the model computes, checked against the reference for one model on one device.
 fn check_model(device: &ComputeDevice, model: &str) {
-    let clip = Clip::load_dir(&fixtures().join(model), &device.device).unwrap();
+    check_dir(device, model, model);
+}
+
+/// `check_model` for the model directory `dir` (under tests/fixtures), which holds the weights
+/// of the reference model `model`.
+fn check_dir(device: &ComputeDevice, dir: &str, model: &str) {
+    let clip = Clip::load_dir(&fixtures().join(dir), &device.device).unwrap();
     let r = reference(model);
-    let what = |s: &str| format!("{model} on {}: {s}", device.describe());
+    let what = |s: &str| format!("{dir} on {}: {s}", device.describe());
 
     let mut worst = [0f32; 4]; // pixels, embeddings, logits, probabilities
     // Pixels: transformers' PIL pipeline, value for value.
@@ -97,6 +103,45 @@ fn cpu_matches_transformers() {
     }
 }
 
+/// `pytorch_model.bin` (torch.save's zip archive; f16 for one model, f32 with the int64
+/// `position_ids` of older checkpoints for the other), as hub repositories without safetensors
+/// hold it: the same parity, and the very logits of the safetensors file.
+#[test]
+fn pytorch_bin_matches_transformers() {
+    let device = ComputeDevice::cpu();
+    for model in MODELS {
+        check_dir(&device, &format!("{model}-bin"), model);
+        let r = reference(model);
+        let logits = |dir: &str| {
+            let clip = Clip::load_dir(&fixtures().join(dir), &device.device).unwrap();
+            let px = clip.prepare_image(&std::fs::read(fixtures().join(&r.images[0].path)).unwrap()).unwrap();
+            let labels = clip.label_set(&r.labels, &r.templates[..1]).unwrap();
+            rows(clip.logits(clip.image_embeddings(&[px]).unwrap(), &labels)).remove(0)
+        };
+        assert_eq!(logits(&format!("{model}-bin")), logits(model), "{model}: .bin and .safetensors differ");
+    }
+}
+
+/// `convert` turns a pytorch_model.bin into safetensors: the f16 checkpoint converted to f16
+/// is, byte for byte, the committed model.safetensors (which make_fixtures.py wrote with
+/// safetensors' own serializer); the f32 one keeps its integer position_ids.
+#[test]
+fn convert_reads_pytorch_bin() {
+    let bin = std::fs::read(fixtures().join("tiny-quickgelu-bin/pytorch_model.bin")).unwrap();
+    let out = convert(&bin, FloatType::F16).unwrap();
+    let committed = std::fs::read(fixtures().join("tiny-quickgelu/model.safetensors")).unwrap();
+    assert!(out == committed, "the converted .bin differs from the committed safetensors");
+
+    let bin = std::fs::read(fixtures().join("tiny-gelu-bin/pytorch_model.bin")).unwrap();
+    let out = convert(&bin, FloatType::F32).unwrap();
+    let parsed = webclip::weights::SafetensorsFile::parse(&out).unwrap();
+    use webclip::weights::TensorSource;
+    let ids = parsed.tensor("text_model.embeddings.position_ids").unwrap().unwrap();
+    assert_eq!((ids.dtype, ids.shape.clone()), (safetensors::Dtype::I64, vec![1, 77]));
+    let w = parsed.tensor("logit_scale").unwrap().unwrap();
+    assert_eq!(w.dtype, safetensors::Dtype::F32);
+}
+
 #[test]
 fn wgpu_on_vulkan_matches_transformers() {
     let device = ComputeDevice::wgpu().expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)");
@@ -108,6 +153,9 @@ fn wgpu_on_vulkan_matches_transformers() {
     );
     for model in MODELS {
         check_model(&device, model);
+    }
+    for model in MODELS {
+        check_dir(&device, &format!("{model}-bin"), model);
     }
 }
 
@@ -140,7 +188,7 @@ fn f32_and_bf16_files_give_the_same_logits() {
         };
         for name in parsed.names() {
             use webclip::weights::TensorSource;
-            assert_eq!(parsed.tensor(name).unwrap().dtype, want, "{name} after converting to {to:?}");
+            assert_eq!(parsed.tensor(name).unwrap().unwrap().dtype, want, "{name} after converting to {to:?}");
         }
         std::fs::write(dir.path("model.safetensors"), out).unwrap();
         assert_eq!(logits_of(&dir.0), base, "{to:?} conversion changed the logits");
