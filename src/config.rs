@@ -120,8 +120,7 @@ fn default_logit_scale() -> f64 {
 impl ClipConfig {
     /// Parse a Hugging Face `config.json`.
     pub fn from_json(json: &str) -> Result<Self, Error> {
-        let raw: RawConfig =
-            serde_json::from_str(json).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        let raw: RawConfig = serde_json::from_str(json).map_err(|e| Error::Config(format!("config.json: {e}")))?;
         let config = Self {
             text_config: raw.text_config.or(raw.text_config_dict).unwrap_or_default(),
             vision_config: raw.vision_config.or(raw.vision_config_dict).unwrap_or_default(),
@@ -347,8 +346,12 @@ impl PreprocessConfig {
             std: three(raw.image_std, CLIP_STD, "image_std")?,
             normalize: raw.do_normalize != Some(false),
         };
-        if matches!(config.resize, ResizeTarget::ShortestEdge(0) | ResizeTarget::Exact { height: 0, .. } | ResizeTarget::Exact { width: 0, .. })
-            || matches!(config.crop, Some((0, _)) | Some((_, 0)))
+        if matches!(
+            config.resize,
+            ResizeTarget::ShortestEdge(0)
+                | ResizeTarget::Exact { height: 0, .. }
+                | ResizeTarget::Exact { width: 0, .. }
+        ) || matches!(config.crop, Some((0, _)) | Some((_, 0)))
         {
             return Err(err("sizes must be positive".into()));
         }
@@ -377,7 +380,10 @@ mod tests {
 
     #[test]
     fn legacy_dict_keys_and_defaults() {
-        let c = ClipConfig::from_json(r#"{"text_config_dict": {"hidden_size": 64, "num_attention_heads": 4}, "projection_dim": 32}"#).unwrap();
+        let c = ClipConfig::from_json(
+            r#"{"text_config_dict": {"hidden_size": 64, "num_attention_heads": 4}, "projection_dim": 32}"#,
+        )
+        .unwrap();
         assert_eq!(c.text_config.hidden_size, 64);
         assert_eq!(c.vision_config, ClipVisionConfig::default());
         assert_eq!(c.projection_dim, 32);
@@ -393,7 +399,9 @@ mod tests {
 
     #[test]
     fn preprocessor_sizes() {
-        let p = PreprocessConfig::from_json(r#"{"size": {"shortest_edge": 36}, "crop_size": {"height": 28, "width": 28}}"#).unwrap();
+        let p =
+            PreprocessConfig::from_json(r#"{"size": {"shortest_edge": 36}, "crop_size": {"height": 28, "width": 28}}"#)
+                .unwrap();
         assert_eq!(p.resize, ResizeTarget::ShortestEdge(36));
         assert_eq!(p.crop, Some((28, 28)));
         let p = PreprocessConfig::from_json(r#"{"size": 224, "crop_size": 224}"#).unwrap();

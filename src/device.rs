@@ -43,7 +43,9 @@ impl ComputeDevice {
     /// Acquire the default wgpu adapter (native only; the browser must use [`Self::wgpu_async`]).
     #[cfg(not(target_family = "wasm"))]
     pub fn wgpu() -> Result<Self, Error> {
-        let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
+        let (device, setup) = Device::wgpu_options()
+            .init_with_setup()
+            .map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
         Ok(Self::from_setup(device, &setup))
     }
 
@@ -58,7 +60,12 @@ impl ComputeDevice {
 
     fn from_setup(device: Device, setup: &burn::tensor::wgpu::WgpuSetup) -> Self {
         let info = setup.adapter.get_info();
-        Self { device, kind: BackendKind::Wgpu, adapter: info.name.clone(), graphics_api: Some(format!("{:?}", info.backend)) }
+        Self {
+            device,
+            kind: BackendKind::Wgpu,
+            adapter: info.name.clone(),
+            graphics_api: Some(format!("{:?}", info.backend)),
+        }
     }
 
     /// `wgpu` or `cpu` as asked (native only).

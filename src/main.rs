@@ -183,7 +183,8 @@ mod cli {
 
     fn decode_image(path: &Path, upright: bool) -> Result<webclip::preprocess::Rgb8, Error> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let decoded = if upright { webclip::preprocess::decode_upright(&bytes) } else { webclip::preprocess::decode(&bytes) };
+        let decoded =
+            if upright { webclip::preprocess::decode_upright(&bytes) } else { webclip::preprocess::decode(&bytes) };
         decoded.map_err(|e| Error::Input(format!("{}: {e}", path.display())))
     }
 
@@ -201,7 +202,8 @@ mod cli {
         }
         let templates = if a.templates.is_empty() { vec![DEFAULT_TEMPLATE.to_string()] } else { a.templates.clone() };
         // Decode every image before loading the model, so a bad file fails fast.
-        let decoded = a.images.iter().map(|p| decode_image(p, a.model.exif_orientation)).collect::<Result<Vec<_>, _>>()?;
+        let decoded =
+            a.images.iter().map(|p| decode_image(p, a.model.exif_orientation)).collect::<Result<Vec<_>, _>>()?;
         let clip = load(&a.model)?;
         let pixels: Vec<_> = decoded.iter().map(|img| clip.prepare_rgb(img)).collect();
         let label_set = clip.label_set(&labels, &templates)?;
@@ -237,7 +239,8 @@ mod cli {
         if a.images.is_empty() && a.texts.is_empty() {
             return Err(Error::Input("nothing to embed: pass --image PATH and/or --text T".into()));
         }
-        let decoded = a.images.iter().map(|p| decode_image(p, a.model.exif_orientation)).collect::<Result<Vec<_>, _>>()?;
+        let decoded =
+            a.images.iter().map(|p| decode_image(p, a.model.exif_orientation)).collect::<Result<Vec<_>, _>>()?;
         let clip = load(&a.model)?;
         let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
         if !a.images.is_empty() {

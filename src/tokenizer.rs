@@ -44,7 +44,8 @@ impl ClipTokenizer {
 
     /// A tokenizer from `tokenizer.json` bytes.
     pub fn from_json(json: &[u8], max_length: usize) -> Result<Self, Error> {
-        let mut inner = Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("invalid tokenizer.json: {e}")))?;
+        let mut inner =
+            Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("invalid tokenizer.json: {e}")))?;
         if max_length < 2 {
             return Err(Error::Tokenizer(format!("max length {max_length} leaves no room for start and end tokens")));
         }

@@ -218,7 +218,12 @@ impl WebClip {
     /// counts, and a promise it returns is awaited, so the worker can take messages between
     /// groups. Until it finishes, classification uses the previous labels.
     #[wasm_bindgen(js_name = setLabels)]
-    pub fn set_labels(&self, labels: Vec<String>, templates: Vec<String>, on_progress: Option<js_sys::Function>) -> Result<Promise, JsValue> {
+    pub fn set_labels(
+        &self,
+        labels: Vec<String>,
+        templates: Vec<String>,
+        on_progress: Option<js_sys::Function>,
+    ) -> Result<Promise, JsValue> {
         let key = format!("{}\u{1}{}", labels.join("\n"), templates.join("\n"));
         // Any request, even for the labels already set, supersedes one still running.
         let generation = {

@@ -49,7 +49,8 @@ pub struct SafetensorsFile<'a> {
 impl<'a> SafetensorsFile<'a> {
     /// Parse and validate the header: a truncated or corrupt file fails here, naming the cause.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        let inner = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsFile(safetensors_message(e, bytes.len())))?;
+        let inner =
+            SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsFile(safetensors_message(e, bytes.len())))?;
         Ok(Self { inner })
     }
 
@@ -77,10 +78,9 @@ pub struct SafetensorsIndex {
 impl SafetensorsIndex {
     /// Bytes of the file needed to parse the header: the 8-byte length, then the JSON.
     pub fn header_len(first_8: &[u8], file_len: usize) -> Result<usize, Error> {
-        let n: [u8; 8] = first_8
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| Error::WeightsFile(format!("the file is {file_len} bytes, too short for a safetensors header (truncated?)")))?;
+        let n: [u8; 8] = first_8.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| {
+            Error::WeightsFile(format!("the file is {file_len} bytes, too short for a safetensors header (truncated?)"))
+        })?;
         let n = u64::from_le_bytes(n);
         if n > 100_000_000 || 8 + n as usize > file_len {
             return Err(Error::WeightsFile(
@@ -128,7 +128,9 @@ fn safetensors_message(e: safetensors::SafeTensorError, len: usize) -> String {
     use safetensors::SafeTensorError as E;
     match e {
         E::HeaderTooSmall => format!("the file is {len} bytes, too short for a safetensors header (truncated?)"),
-        E::InvalidHeaderLength => "the header length is larger than the file (truncated or not a safetensors file)".into(),
+        E::InvalidHeaderLength => {
+            "the header length is larger than the file (truncated or not a safetensors file)".into()
+        }
         E::InvalidHeader(_) | E::InvalidHeaderStart | E::InvalidHeaderDeserialization(_) => {
             format!("the header is not valid safetensors JSON ({e})")
         }
@@ -182,7 +184,8 @@ impl<S: TensorSource> Loader<'_, S> {
             ("Struct:LayerNorm", "beta") => (key("bias"), false),
             _ => (key(field), false),
         };
-        let stored_shape: Vec<usize> = if transpose { expected.iter().rev().copied().collect() } else { expected.to_vec() };
+        let stored_shape: Vec<usize> =
+            if transpose { expected.iter().rev().copied().collect() } else { expected.to_vec() };
         let raw = self.source.tensor(&name)?.ok_or_else(|| Error::MissingTensor(name.clone()))?;
         let scalar_ok = name == "logit_scale" && raw.shape.is_empty() && expected == [1; D];
         if raw.shape != stored_shape && !scalar_ok {
@@ -291,7 +294,9 @@ fn convert_source(
     let views: Vec<(String, safetensors::tensor::TensorView)> = out
         .iter()
         .map(|(n, d, s, b)| {
-            safetensors::tensor::TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| Error::WeightsFile(e.to_string()))
+            safetensors::tensor::TensorView::new(*d, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::WeightsFile(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
     safetensors::serialize(views, metadata).map_err(|e| Error::WeightsFile(e.to_string()))

@@ -6,13 +6,13 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::Error;
 use crate::config::{ClipConfig, PreprocessConfig};
 use crate::device::read_f32;
 use crate::model::{ClipModel, l2_normalize};
 use crate::preprocess::{self, Pixels, Rgb8};
 use crate::tokenizer::{ClipTokenizer, Padding};
 use crate::weights::{TensorSource, load_model};
-use crate::Error;
 
 /// CLIP's default prompt.
 pub const DEFAULT_TEMPLATE: &str = "a photo of a {}.";
@@ -134,7 +134,8 @@ impl Clip {
             let path = dir.join(name);
             if path.exists() { read(name).map(Some) } else { Ok(None) }
         };
-        let config = String::from_utf8(read("config.json")?).map_err(|_| Error::Config("config.json is not UTF-8".into()))?;
+        let config =
+            String::from_utf8(read("config.json")?).map_err(|_| Error::Config("config.json is not UTF-8".into()))?;
         let preprocessor = optional("preprocessor_config.json")?
             .map(|b| String::from_utf8(b).map_err(|_| Error::Config("preprocessor_config.json is not UTF-8".into())))
             .transpose()?;
@@ -232,8 +233,13 @@ impl Clip {
     /// Check labels and templates and prepare to embed them a group at a time with
     /// [`LabelSetJob::step`], for callers that report progress or may abandon the work
     /// (ImageNet × 80 templates is 80 000 prompts).
-    pub fn start_label_set(&self, labels: &[impl AsRef<str>], templates: &[impl AsRef<str>]) -> Result<LabelSetJob, Error> {
-        let labels: Vec<String> = labels.iter().map(|l| l.as_ref().trim().to_string()).filter(|l| !l.is_empty()).collect();
+    pub fn start_label_set(
+        &self,
+        labels: &[impl AsRef<str>],
+        templates: &[impl AsRef<str>],
+    ) -> Result<LabelSetJob, Error> {
+        let labels: Vec<String> =
+            labels.iter().map(|l| l.as_ref().trim().to_string()).filter(|l| !l.is_empty()).collect();
         if labels.is_empty() {
             return Err(Error::Input("the label list is empty: give at least one label".into()));
         }

@@ -80,7 +80,8 @@ fn classify_ensemble_labels_file_top_k_and_verbatim_template() {
     let out = ok_json(&args);
     let preds = out[0]["predictions"].as_array().unwrap();
     assert_eq!(preds.len(), 3);
-    let mut want: Vec<(f32, &str)> = img.ensemble_probs.iter().copied().zip(r.labels.iter().map(String::as_str)).collect();
+    let mut want: Vec<(f32, &str)> =
+        img.ensemble_probs.iter().copied().zip(r.labels.iter().map(String::as_str)).collect();
     want.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (p, (prob, label)) in preds.iter().zip(&want) {
         assert_eq!(p["label"], *label);
@@ -102,7 +103,8 @@ fn classify_ensemble_labels_file_top_k_and_verbatim_template() {
 
 #[test]
 fn classify_text_output() {
-    let out = webclip(&["classify", "--model", "tiny-quickgelu", "--label", "cat", "--label", "dog", "images/chelsea.png"]);
+    let out =
+        webclip(&["classify", "--model", "tiny-quickgelu", "--label", "cat", "--label", "dog", "images/chelsea.png"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("images/chelsea.png\n"), "{text}");
@@ -114,7 +116,16 @@ fn embed_json_matches_transformers() {
     let model = "tiny-quickgelu";
     let r = reference(model);
     let out = ok_json(&[
-        "embed", "--model", model, "--json", "--image", &r.images[0].path, "--text", &r.texts[0], "--image", &r.images[2].path,
+        "embed",
+        "--model",
+        model,
+        "--json",
+        "--image",
+        &r.images[0].path,
+        "--text",
+        &r.texts[0],
+        "--image",
+        &r.images[2].path,
     ]);
     let out = out.as_array().unwrap();
     let vec = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<_>>();
@@ -144,7 +155,8 @@ fn exif_orientation_flag_matches_transformers() {
                 }
                 let out = ok_json(&args);
                 let preds = out[0]["predictions"].as_array().unwrap();
-                let logit = |label: &str| preds.iter().find(|p| p["label"] == label).unwrap()["logit"].as_f64().unwrap() as f32;
+                let logit =
+                    |label: &str| preds.iter().find(|p| p["label"] == label).unwrap()["logit"].as_f64().unwrap() as f32;
                 let got: Vec<f32> = r.labels.iter().map(|l| logit(l)).collect();
                 assert_close(&format!("{model} {} upright={flag}", e.path), &got, &want.logits, 1e-4);
             }
@@ -203,10 +215,26 @@ fn pytorch_bin_directory_classifies_the_same() {
     for f in ["config.json", "preprocessor_config.json"] {
         std::fs::copy(fixtures().join("tiny-gelu-bin").join(f), dir.path(f)).unwrap();
     }
-    let out = webclip(&["convert", "--dtype", "f16", "tiny-gelu-bin/pytorch_model.bin", dir.path("model.safetensors").to_str().unwrap()]);
+    let out = webclip(&[
+        "convert",
+        "--dtype",
+        "f16",
+        "tiny-gelu-bin/pytorch_model.bin",
+        dir.path("model.safetensors").to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = reference("tiny-gelu");
-    let out = ok_json(&["classify", "--model", dir.0.to_str().unwrap(), "--json", "--label", "cat", "--label", "dog", &r.images[0].path]);
+    let out = ok_json(&[
+        "classify",
+        "--model",
+        dir.0.to_str().unwrap(),
+        "--json",
+        "--label",
+        "cat",
+        "--label",
+        "dog",
+        &r.images[0].path,
+    ]);
     assert_eq!(out.as_array().unwrap()[0]["predictions"].as_array().unwrap().len(), 2);
 }
 
@@ -230,14 +258,23 @@ fn bad_input_is_one_line_and_nonzero() {
     fails_with(&["classify", "--model", m, "--label", "  ", "images/chelsea.png"], "no labels");
     fails_with(&["classify", "--model", m, "--label", "cat"], "IMAGE");
     fails_with(&["classify", "--model", m, "--label", "cat", "images/nope.png"], "images/nope.png");
-    fails_with(&["classify", "--model", m, "--label", "cat", "images/odd/not_an_image.png"], "unrecognised image format");
+    fails_with(
+        &["classify", "--model", m, "--label", "cat", "images/odd/not_an_image.png"],
+        "unrecognised image format",
+    );
     fails_with(&["classify", "--model", m, "--label", "cat", "images/odd/truncated.png"], "truncated.png");
     fails_with(&["classify", "--model", m, "--label", "cat", "--template", "no slot", "images/chelsea.png"], "no {}");
     fails_with(&["classify", "--model", m, "--label", "cat", "--top-k", "0", "images/chelsea.png"], "--top-k");
     fails_with(&["classify", "--model", m, "--label", "cat", "--top-k", "x", "images/chelsea.png"], "invalid value");
-    fails_with(&["classify", "--model", m, "--label", "cat", "--backend", "tpu", "images/chelsea.png"], "unknown backend");
+    fails_with(
+        &["classify", "--model", m, "--label", "cat", "--backend", "tpu", "images/chelsea.png"],
+        "unknown backend",
+    );
     fails_with(&["classify", "--model", "nowhere", "--label", "cat", "images/chelsea.png"], "config.json");
-    fails_with(&["classify", "--model", m, "--label", "cat", "--labels", "missing.txt", "images/chelsea.png"], "missing.txt");
+    fails_with(
+        &["classify", "--model", m, "--label", "cat", "--labels", "missing.txt", "images/chelsea.png"],
+        "missing.txt",
+    );
     fails_with(&["embed", "--model", m], "nothing to embed");
     fails_with(&["tokenize"], "TEXT");
     fails_with(&["convert", "--dtype", "f8", "a", "b"], "unknown dtype");
@@ -248,5 +285,8 @@ fn bad_input_is_one_line_and_nonzero() {
     let dir = Scratch::model_copy("cli-corrupt", m);
     let bytes = std::fs::read(dir.path("model.safetensors")).unwrap();
     std::fs::write(dir.path("model.safetensors"), &bytes[..bytes.len() - 10]).unwrap();
-    fails_with(&["classify", "--model", dir.0.to_str().unwrap(), "--label", "cat", "images/chelsea.png"], "truncated or corrupt");
+    fails_with(
+        &["classify", "--model", dir.0.to_str().unwrap(), "--label", "cat", "images/chelsea.png"],
+        "truncated or corrupt",
+    );
 }

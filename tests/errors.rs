@@ -164,7 +164,8 @@ fn dtypes_decode_as_torch_wrote_them() {
     let expected: HashMap<String, Vec<f32>> = json
         .into_iter()
         .map(|(k, v)| {
-            let v = v.iter().map(|x| x.as_f64().map(|f| f as f32).unwrap_or_else(|| x.as_str().unwrap().parse().unwrap()));
+            let v =
+                v.iter().map(|x| x.as_f64().map(|f| f as f32).unwrap_or_else(|| x.as_str().unwrap().parse().unwrap()));
             (k, v.collect())
         })
         .collect();

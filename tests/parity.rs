@@ -36,7 +36,12 @@ fn check_dir(device: &ComputeDevice, dir: &str, model: &str) {
         .map(|img| clip.prepare_image(&std::fs::read(fixtures().join(&img.path)).unwrap()).unwrap())
         .collect();
     for (p, img) in pixels.iter().zip(&r.images) {
-        worst[0] = worst[0].max(assert_close(&what(&format!("pixel_values of {}", img.path)), &p.data, &img.pixel_values, 1e-6));
+        worst[0] = worst[0].max(assert_close(
+            &what(&format!("pixel_values of {}", img.path)),
+            &p.data,
+            &img.pixel_values,
+            1e-6,
+        ));
     }
 
     // Token ids, padded to the longest prompt.
@@ -51,7 +56,12 @@ fn check_dir(device: &ComputeDevice, dir: &str, model: &str) {
     }
     let image_embeds = clip.image_embeddings(&pixels).unwrap();
     for (got, img) in rows(image_embeds.clone()).iter().zip(&r.images) {
-        worst[1] = worst[1].max(assert_close(&what(&format!("image_embeds of {}", img.path)), got, &img.image_embeds, EMBED_TOL));
+        worst[1] = worst[1].max(assert_close(
+            &what(&format!("image_embeds of {}", img.path)),
+            got,
+            &img.image_embeds,
+            EMBED_TOL,
+        ));
     }
 
     // Logits and probabilities through the zero-shot path, one template and the ensemble.
@@ -61,7 +71,8 @@ fn check_dir(device: &ComputeDevice, dir: &str, model: &str) {
     let ens_logits = rows(clip.logits(image_embeds, &ensemble));
     let preds = pollster::block_on(clip.classify(&pixels, &single)).unwrap();
     for (i, img) in r.images.iter().enumerate() {
-        worst[2] = worst[2].max(assert_close(&what(&format!("logits of {}", img.path)), &logits[i], &img.logits, LOGIT_TOL));
+        worst[2] =
+            worst[2].max(assert_close(&what(&format!("logits of {}", img.path)), &logits[i], &img.logits, LOGIT_TOL));
         worst[2] = worst[2].max(assert_close(
             &what(&format!("ensemble logits of {}", img.path)),
             &ens_logits[i],
@@ -73,7 +84,12 @@ fn check_dir(device: &ComputeDevice, dir: &str, model: &str) {
             probs[r.labels.iter().position(|l| *l == p.label).unwrap()] = p.probability;
         }
         // Softmax moves a probability by at most half the largest logit error.
-        worst[3] = worst[3].max(assert_close(&what(&format!("probabilities of {}", img.path)), &probs, &img.probs, LOGIT_TOL / 2.0));
+        worst[3] = worst[3].max(assert_close(
+            &what(&format!("probabilities of {}", img.path)),
+            &probs,
+            &img.probs,
+            LOGIT_TOL / 2.0,
+        ));
         assert!(preds[i].windows(2).all(|w| w[0].probability >= w[1].probability), "sorted");
     }
 
@@ -222,7 +238,8 @@ fn label_set_in_groups_equals_one_pass() {
     let all = rows(clip.text_embeddings(&prompts).unwrap());
     let got = rows(set.embeddings);
     for (i, per_label) in all.chunks(templates.len()).enumerate() {
-        let mean: Vec<f64> = (0..per_label[0].len()).map(|d| per_label.iter().map(|r| r[d] as f64).sum::<f64>() / 3.0).collect();
+        let mean: Vec<f64> =
+            (0..per_label[0].len()).map(|d| per_label.iter().map(|r| r[d] as f64).sum::<f64>() / 3.0).collect();
         let norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt();
         let want: Vec<f32> = mean.iter().map(|v| (v / norm) as f32).collect();
         assert_close(&format!("ensembled embedding of label {i}"), &got[i], &want, 1e-6);

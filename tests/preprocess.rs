@@ -72,7 +72,8 @@ fn rgba_entry_point_equals_the_file_path() {
     for path in ["odd/rgba.png", "chelsea.png", "odd/gray_alpha.png"] {
         let rgba = image::open(fixtures().join("images").join(path)).unwrap().to_rgba8();
         let (w, h) = (rgba.width() as usize, rgba.height() as usize);
-        let via_rgba = resize_and_crop(&from_rgba(w, h, rgba.as_raw()).unwrap(), &PreprocessConfig::for_image_size(224));
+        let via_rgba =
+            resize_and_crop(&from_rgba(w, h, rgba.as_raw()).unwrap(), &PreprocessConfig::for_image_size(224));
         assert_eq!(via_rgba, our_crop(path), "{path}");
     }
 }

@@ -151,7 +151,8 @@ fn over_white(r: u8, g: u8, b: u8, a: u8) -> [u8; 3] {
     let outa255 = a * 255 + blend;
     let coef1 = a * 255 * 255 * (1 << PRECISION_BITS) / outa255;
     let coef2 = 255 * (1 << PRECISION_BITS) - coef1;
-    let mix = |s: u8| (shift_div255(u32::from(s) * coef1 + 255 * coef2 + (0x80 << PRECISION_BITS)) >> PRECISION_BITS) as u8;
+    let mix =
+        |s: u8| (shift_div255(u32::from(s) * coef1 + 255 * coef2 + (0x80 << PRECISION_BITS)) >> PRECISION_BITS) as u8;
     [mix(r), mix(g), mix(b)]
 }
 
@@ -253,7 +254,8 @@ mod tests {
 
     #[test]
     fn small_images_are_padded_with_zeros() {
-        let config = PreprocessConfig { resize: ResizeTarget::None, crop: Some((4, 4)), ..PreprocessConfig::for_image_size(4) };
+        let config =
+            PreprocessConfig { resize: ResizeTarget::None, crop: Some((4, 4)), ..PreprocessConfig::for_image_size(4) };
         let img = Rgb8 { width: 2, height: 1, data: vec![9; 6] };
         let out = resize_and_crop(&img, &config);
         assert_eq!((out.width, out.height), (4, 4));

@@ -98,8 +98,10 @@ pub fn resize_window(src: &Rgb8, out_w: usize, out_h: usize, x0: usize, y0: usiz
     debug_assert!(x0 + w <= out_w && y0 + h <= out_h);
     let need_h = out_w != src.width;
     let need_v = out_h != src.height;
-    let col_taps: Vec<Taps> = if need_h { (x0..x0 + w).map(|x| taps(src.width, out_w, x)).collect() } else { Vec::new() };
-    let row_taps: Vec<Taps> = if need_v { (y0..y0 + h).map(|y| taps(src.height, out_h, y)).collect() } else { Vec::new() };
+    let col_taps: Vec<Taps> =
+        if need_h { (x0..x0 + w).map(|x| taps(src.width, out_w, x)).collect() } else { Vec::new() };
+    let row_taps: Vec<Taps> =
+        if need_v { (y0..y0 + h).map(|y| taps(src.height, out_h, y)).collect() } else { Vec::new() };
 
     // Input rows the vertical pass reads (or the rows kept, when there is none).
     let (r0, r1) = if need_v {
