@@ -42,6 +42,8 @@ const TYPES = {
   ".bmp": "image/bmp",
   ".svg": "image/svg+xml",
   ".safetensors": "application/octet-stream",
+  ".bin": "application/octet-stream",
+  ".webmanifest": "application/manifest+json",
 };
 
 /// The file a URL path maps to, or null when it would leave its directory.
@@ -79,6 +81,7 @@ const server = createServer((req, res) => {
 });
 
 server.listen(port, host, () => {
-  console.log(`webclip: serving ${root} on http://${host}:${port}/`);
-  for (const [prefix, dir] of mounts) console.log(`webclip: ${dir} at http://${host}:${port}${prefix}`);
+  const at = `http://${host}:${server.address().port}`; // --port 0: any free port
+  console.log(`webclip: serving ${root} on ${at}/`);
+  for (const [prefix, dir] of mounts) console.log(`webclip: ${dir} at ${at}${prefix}`);
 });

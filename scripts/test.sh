@@ -2,7 +2,8 @@
 # Set up a fresh Debian machine (Rust toolchain present) and run every test:
 #   1. native tests: parity with transformers on the CPU backend and on wgpu over Vulkan
 #      (Mesa's lavapipe), preprocessing, tokenizer, CLI, bad input;
-#   2. the browser app built with trunk, tested end to end in Debian's Chromium.
+#   2. the browser app built with trunk and packed for npm, tested end to end in Debian's
+#      Chromium, against the page's own server and a local HTTPS double of the Hugging Face hub.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
@@ -25,10 +26,11 @@ scripts/setup-web.sh
 step "native tests (CPU and wgpu on Vulkan)"
 cargo test --locked
 
-step "browser build (trunk, release)"
+step "browser build (trunk, release) and the npm package"
 trunk build --release
+node scripts/package.mjs
 
-step "browser tests (Chromium: WebGPU, CPU fallback, camera, cache, privacy, errors, embedding)"
+step "browser tests (Chromium: WebGPU, CPU fallback, camera, cache, privacy, errors, embedding; the hub double, cut connections, offline, other origins, CSP, the npm package, backend choice)"
 node --test --test-reporter=spec tests/e2e/
 
 step "all tests passed"

@@ -8,32 +8,24 @@
 // `image` may be a File/Blob, an <img>, <canvas>, <video>, ImageBitmap, OffscreenCanvas or
 // ImageData.
 
-export const DEFAULT_MODEL = "openai/clip-vit-base-patch32";
+import { DEFAULT_MODEL, resolveModel } from "./hub.js";
+
+export { DEFAULT_MODEL, modelBaseUrl, resolveModel } from "./hub.js";
 export const DEFAULT_TEMPLATE = "a photo of a {}.";
 
-/// Where a model's files are: a Hugging Face repo id ("owner/name", optionally "@revision"),
-/// or a base URL (absolute, or relative to the page) under which config.json etc. are found.
-export function modelBaseUrl(model, base = globalThis.location?.href) {
-  const m = String(model || DEFAULT_MODEL).trim();
-  const repo = /^([\w.-]+\/[\w.-]+)(?:@([\w./-]+))?$/.exec(m);
-  if (repo && !m.startsWith(".") && !m.startsWith("/")) {
-    return `https://huggingface.co/${repo[1]}/resolve/${repo[2] || "main"}/`;
-  }
-  const url = new URL(m, base);
-  if (!url.pathname.endsWith("/")) url.pathname += "/";
-  return url.href;
-}
-
-/// Load a model. `model`: repo id or base URL; or `files`: {"config.json": File, ...} (then
-/// nothing touches the network). `backend`: "auto" (WebGPU, else CPU), "webgpu" or "cpu".
-/// `onProgress({file, loaded, total, rate, cached, stage, warning})` follows the download.
+/// Load a model. `model`: a Hugging Face repo id ("owner/name", "owner/name@revision"), a
+/// hub page's address, or a base URL holding the files; or `files`: {"config.json": File, ...}
+/// or a FileList (then nothing touches the network). `backend`: "auto" (WebGPU on a hardware
+/// adapter, else the CPU), "webgpu" or "cpu".
+/// `onProgress({file, why, loaded, total, rate, cached, stage, warning})` follows the download.
+/// A failed load rejects with an Error whose `retryable` says whether trying again may help.
 export async function loadModel({ model = DEFAULT_MODEL, files = null, backend = "auto", onProgress = null, workerUrl } = {}) {
-  const source = files ? { kind: "files", files: normaliseFiles(files) } : { kind: "url", base: modelBaseUrl(model) };
+  const source = files ? { kind: "files", files: normaliseFiles(files) } : { kind: "url", ...resolveModel(model) };
   const engine = new Engine(workerUrl || new URL("./worker.js", import.meta.url));
   try {
     const device = await engine.call("init", { backend });
     const info = await engine.call("load", { source }, onProgress);
-    return new ClipModel(engine, { ...device, ...info, source: files ? "local files" : source.base, model: files ? null : model });
+    return new ClipModel(engine, { ...device, ...info, source: files ? "local files" : source.base, model: files ? null : model, repo: source.repo ?? null, revision: source.revision ?? null });
   } catch (e) {
     engine.terminate();
     throw e;
@@ -50,13 +42,14 @@ function normaliseFiles(files) {
 }
 
 /// The size of, and a way to clear, the weights kept for offline use.
-export { cacheInfo, clearCache, isCached } from "./cache.js";
+export { cacheInfo, clearCache, isCached, requestPersistence } from "./cache.js";
 
 export class ClipModel {
   constructor(engine, info) {
     this.engine = engine;
-    /// backend ("webgpu" | "cpu"), adapter, fallbackReason, projectionDim, imageSize,
-    /// parameters, loadMs, warmMs, weightBytes, source
+    /// backend ("webgpu" | "cpu"), adapter, reason (why that backend, in words),
+    /// fallbackReason, projectionDim, imageSize, parameters, loadMs, warmMs, weightBytes,
+    /// weightsFile, source, repo, revision, commit, stored (kept for offline use)
     this.info = info;
     this.labelKey = null;
   }
@@ -153,6 +146,20 @@ async function imageMessage(image) {
   return { kind: "rgba", width, height, data: data.buffer };
 }
 
+/// Browsers start a worker only from a script of the page's own origin. When webclip is
+/// served from another origin (a CDN), start a same-origin blob: module worker that imports
+/// the engine by its absolute URL: the engine then resolves its wasm against its own URL.
+/// (The host page's CSP must allow it: worker-src blob:, see the README.)
+function startWorker(url) {
+  const href = new URL(url, location.href);
+  if (href.origin === location.origin) return new Worker(href, { type: "module", name: "webclip" });
+  const blob = new Blob([`import ${JSON.stringify(href.href)};\n`], { type: "text/javascript" });
+  const blobUrl = URL.createObjectURL(blob);
+  const worker = new Worker(blobUrl, { type: "module", name: "webclip" });
+  setTimeout(() => URL.revokeObjectURL(blobUrl), 60_000);
+  return worker;
+}
+
 /// The worker, with request/response matching, progress routing and death handling.
 class Engine {
   constructor(url) {
@@ -160,11 +167,12 @@ class Engine {
     this.nextId = 1;
     this.dead = null;
     this.onfatal = null;
-    this.worker = new Worker(url, { type: "module", name: "webclip" });
+    this.worker = startWorker(url);
     this.ready = new Promise((resolve, reject) => {
       this.worker.onerror = (e) => {
         e.preventDefault?.();
-        reject(new Error(`The webclip engine could not start: ${e.message || "worker script failed to load"}.`));
+        const why = e.message || `its script could not be loaded from ${new URL(url, location.href).origin} (is it served with CORS headers, and does the page's Content-Security-Policy allow it?)`;
+        reject(new Error(`The webclip engine could not start: ${why}.`));
         this.die(e.message || "worker error");
       };
       this.worker.onmessage = ({ data }) => {
@@ -181,7 +189,7 @@ class Engine {
     if (!p) return;
     this.pending.delete(data.id);
     if (data.ok) p.resolve(data.result);
-    else p.reject(new Error(data.error));
+    else p.reject(Object.assign(new Error(data.error), { retryable: !!data.retryable }));
   }
 
   die(message) {

@@ -1,7 +1,7 @@
 // The webclip page: model loading with progress, labels, uploads / paste / drop / samples,
 // the camera, and ranked results. All computation happens in the worker behind api.js.
 
-import { DEFAULT_MODEL, cacheInfo, clearCache, isCached, loadModel, modelBaseUrl } from "./api.js";
+import { DEFAULT_MODEL, cacheInfo, clearCache, isCached, loadModel, requestPersistence } from "./api.js";
 import { PRESETS } from "./presets.js";
 
 const $ = (id) => document.getElementById(id);
@@ -61,18 +61,25 @@ async function load(source, notice = null) {
     const i = model.info;
     const where = i.backend === "webgpu" ? `WebGPU${i.adapter ? ` · ${i.adapter}` : ""}` : "CPU (WebAssembly)";
     setStatus("ready", where);
-    const fallback = i.fallbackReason ? ` WebGPU is not available here (${i.fallbackReason}), so webclip runs on the CPU: expect seconds per image.` : "";
     $("model-info").textContent =
       `${(i.parameters / 1e6).toFixed(1)} M parameters · ViT ${i.visionLayers}×${i.visionWidth}, patch ${i.patchSize}, ${i.imageSize} px · ` +
-      `loaded in ${(i.loadMs / 1000).toFixed(1)} s, shaders warmed in ${(i.warmMs / 1000).toFixed(1)} s on ${where}.${fallback}`;
+      `${i.weightsFile}${i.commit ? ` at commit ${i.commit.slice(0, 8)}` : ""} · loaded in ${(i.loadMs / 1000).toFixed(1)} s, ${i.backend === "webgpu" ? "shaders warmed" : "warmed up"} in ${(i.warmMs / 1000).toFixed(1)} s.`;
+    $("backend-info").textContent = `${i.backend === "webgpu" ? "Running on WebGPU" : "Running on the CPU"}: ${i.reason}.`;
+    $("backend-info").dataset.backend = i.backend;
+    $("backend-info").dataset.software = String(!!i.software);
     document.body.dataset.backend = i.backend;
     document.body.dataset.ready = "true";
     if (notice) showError("model-error", notice);
+    else if (!i.stored && source.model) showError("model-error", "This browser keeps no offline copy here (storage is unavailable or full): the model runs from memory and will be downloaded again on the next visit.");
     await applyLabels();
     drainQueue();
+    // Ask the browser to keep the model when space runs short (it may decline).
+    if (i.stored) await requestPersistence();
   } catch (e) {
     setStatus("error", "No model");
-    showError("model-error", e.message, [["Load local files instead", () => $("local-files").click()]]);
+    const actions = [["Load local files instead", () => $("local-files").click()]];
+    if (e.retryable) actions.unshift(["Retry", () => load(source)]);
+    showError("model-error", e.message, actions);
   } finally {
     state.loading = null;
     $("load-button").disabled = false;
@@ -109,23 +116,45 @@ function progressRow(rows, p) {
   let row = rows.get(p.file);
   if (!row) {
     row = document.createElement("li");
-    row.innerHTML = `<span class="name"></span><progress max="1" value="0"></progress><span class="bytes"></span>`;
-    row.querySelector(".name").textContent = p.file;
+    row.innerHTML = `<span class="name"><span class="file"></span><span class="why"></span></span><progress max="1" value="0"></progress><span class="bytes"></span>`;
+    row.querySelector(".file").textContent = p.file;
     rows.set(p.file, row);
     $("progress").append(row);
   }
+  if (p.why) row.querySelector(".why").textContent = p.why;
+  row.dataset.file = p.file;
   const bar = row.querySelector("progress");
-  if (p.total) bar.value = p.loaded / p.total;
+  if (p.absent) {
+    bar.value = 0;
+    row.querySelector(".bytes").textContent = "not in this repository";
+    row.dataset.done = "absent";
+    return;
+  }
+  const total = Math.max(p.total || 0, p.loaded || 0);
+  if (total) bar.value = p.loaded / total;
   else bar.removeAttribute("value");
-  const how = p.local ? "local file" : p.cached ? "from offline cache" : p.rate ? `${fmtBytes(p.rate)}/s` : "";
-  row.querySelector(".bytes").textContent = `${fmtBytes(p.loaded)}${p.total ? ` / ${fmtBytes(p.total)}` : ""}${how ? ` · ${how}` : ""}`;
+  const how = p.local
+    ? "local file"
+    : p.cached
+      ? "from offline cache"
+      : p.interrupted
+        ? "connection dropped, resuming…"
+        : p.rate
+          ? `${fmtBytes(p.rate)}/s${p.attempt ? ` · resumed (try ${p.attempt + 1})` : ""}`
+          : "";
+  row.querySelector(".bytes").textContent = `${fmtBytes(p.loaded)}${total ? ` / ${fmtBytes(total)}` : ""}${how ? ` · ${how}` : ""}`;
   row.dataset.done = p.done ? "true" : "false";
+  if (p.attempt) row.dataset.resumed = String(p.attempt);
 }
 
 function showCache(info) {
   if (!info) return;
+  const storage =
+    info.quota != null
+      ? ` · this site uses ${fmtBytes(info.usage)} of the ${fmtBytes(info.quota)} the browser allows${info.persisted ? ", kept persistently" : info.persisted === false ? " (the browser may clear it when space runs short)" : ""}`
+      : "";
   $("cache-text").textContent = info.available
-    ? `Offline cache: ${fmtBytes(info.bytes)} in ${info.files} file${info.files === 1 ? "" : "s"}`
+    ? `Offline cache: ${fmtBytes(info.bytes)} in ${info.files} file${info.files === 1 ? "" : "s"}${storage}`
     : "Offline cache: unavailable in this browser mode";
   $("clear-cache").disabled = !info.available || info.files === 0;
 }
@@ -225,7 +254,7 @@ document.addEventListener("drop", (e) => {
   e.preventDefault();
   const files = Array.from(e.dataTransfer.files);
   // A dropped model directory's files load the model; anything else is an image.
-  if (files.some((f) => f.name === "model.safetensors")) load({ files });
+  if (files.some((f) => f.name === "model.safetensors" || f.name === "pytorch_model.bin")) load({ files });
   else addFiles(files);
 });
 document.addEventListener("paste", (e) => {
@@ -483,5 +512,43 @@ function fmtPct(p) {
 // click rather than start a ~600 MB download unasked.
 showCache(await cacheInfo().catch(() => null));
 const initial = $("model-input").value;
-if (params.has("model") || (await isCached(modelBaseUrl(initial)).catch(() => false))) load({ model: initial });
+if (params.has("model") || (await isCached(initial).catch(() => false))) load({ model: initial });
 else setStatus("idle", "Press Load to download the model (once, then it works offline)");
+
+// ---------- offline ----------
+
+// The page itself (HTML, JS, wasm, samples) is kept by a service worker (sw.js, made at build
+// time with the build's file list and version), so it opens with the network off; the model
+// files are in the Cache API. A new deployment installs beside the old one and takes over
+// when the visitor reloads (offered here) or next opens the page.
+if ("serviceWorker" in navigator && !params.has("no-sw")) {
+  navigator.serviceWorker
+    .register(new URL("../sw.js", import.meta.url), { scope: new URL("../", import.meta.url).pathname })
+    .then((reg) => {
+      const offer = (worker) => {
+        if (!worker || !navigator.serviceWorker.controller) return;
+        showError("update", "A new version of webclip is ready.", [
+          [
+            "Reload to update",
+            () => {
+              document.body.dataset.swUpdate = "accepted";
+              worker.postMessage("skip-waiting");
+            },
+          ],
+        ]);
+      };
+      offer(reg.waiting);
+      reg.addEventListener("updatefound", () => {
+        const w = reg.installing;
+        w?.addEventListener("statechange", () => w.state === "installed" && offer(w));
+      });
+    })
+    .catch(() => {}); // no service worker (e.g. file://): the page still works online
+  let reloading = false;
+  navigator.serviceWorker.addEventListener("controllerchange", () => {
+    if (document.body.dataset.swUpdate === "accepted" && !reloading) {
+      reloading = true;
+      location.reload();
+    }
+  });
+}

@@ -33,12 +33,25 @@ li span { position: relative; }
 .error { color: #d92d20; }
 `;
 
-class WebclipClassifier extends HTMLElement {
+/// A constructed stylesheet, not a <style> element: CSP's style-src does not govern it, so a
+/// host page needs no 'unsafe-inline' for the element.
+let sheet = null;
+function styles() {
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLE);
+  }
+  return sheet;
+}
+
+export class WebclipClassifier extends HTMLElement {
   static observedAttributes = ["src", "labels", "template", "top-k"];
 
   constructor() {
     super();
-    this.attachShadow({ mode: "open" }).innerHTML = `<style>${STYLE}</style>
+    const root = this.attachShadow({ mode: "open" });
+    root.adoptedStyleSheets = [styles()];
+    root.innerHTML = `
       <div class="box" part="box">
         <label class="drop" part="drop"><input type="file" accept="image/*" hidden><span>Drop an image or click to choose</span></label>
         <img part="image" hidden><ol part="results"></ol><div class="status" part="status">Loading model…</div>
@@ -127,4 +140,5 @@ class WebclipClassifier extends HTMLElement {
   }
 }
 
-customElements.define("webclip-classifier", WebclipClassifier);
+// Loaded twice (say, from a CDN and from a bundle), the first definition stays.
+if (!customElements.get("webclip-classifier")) customElements.define("webclip-classifier", WebclipClassifier);

@@ -4,13 +4,21 @@
 // out, plus {type: "progress"} while downloading and {type: "fatal"} if the engine dies.
 
 import init, { WebClip } from "../webclip.js";
-import { openCache } from "./cache.js";
+import { cachedBase, openCache, revisionKey } from "./cache.js";
+import { DownloadError, fetchBytes, fetchFailure, responseError } from "./download.js";
+import { isCommit, resolveBase } from "./hub.js";
 
+// A repository's files, in the order they are fetched, and what each is for (shown with the
+// progress). The weights are model.safetensors or, in repositories that predate it (such as
+// openai/clip-vit-base-patch32 at main), PyTorch's pytorch_model.bin.
 const MODEL_FILES = [
-  { name: "config.json", required: true },
-  { name: "preprocessor_config.json", required: false },
-  { name: "tokenizer.json", required: false },
-  { name: "model.safetensors", required: true },
+  { name: "config.json", required: true, why: "model configuration" },
+  { name: "preprocessor_config.json", required: false, why: "image preprocessing settings" },
+  { name: "tokenizer.json", required: false, why: "tokenizer" },
+];
+const WEIGHTS = [
+  { name: "model.safetensors", why: "weights" },
+  { name: "pytorch_model.bin", why: "weights, PyTorch format: this repository has no model.safetensors" },
 ];
 
 let clip = null;
@@ -46,28 +54,29 @@ if (self.navigator?.gpu) {
 
 const handlers = {
   async init({ backend }) {
-    await init({ module_or_path: new URL("../webclip_bg.wasm", import.meta.url) });
-    clip = await WebClip.create(backend || "auto");
-    return { backend: clip.backend, adapter: clip.backend === "webgpu" ? clip.adapter || (await adapterName()) : "CPU", fallbackReason: clip.fallbackReason ?? null };
+    const wasm = new URL("../webclip_bg.wasm", import.meta.url);
+    try {
+      await init({ module_or_path: wasm });
+    } catch (e) {
+      throw new Error(`The webclip engine (${wasm.href}) could not be loaded: ${errorMessage(e)}. If webclip is served from another site, it must send CORS headers, and the page's Content-Security-Policy must allow it (connect-src, and 'wasm-unsafe-eval' in script-src).`);
+    }
+    const choice = await chooseBackend(backend || "auto");
+    clip = await WebClip.create(choice.backend);
+    const adapter = clip.backend === "webgpu" ? choice.adapter || clip.adapter : "CPU";
+    return { backend: clip.backend, adapter, reason: choice.reason, software: choice.software, fallbackReason: choice.backend === "cpu" && backend !== "cpu" ? choice.reason : null };
   },
 
   async load({ source }, id) {
     const t0 = performance.now();
-    const files = {};
-    for (const { name, required } of MODEL_FILES) {
-      files[name] =
-        source.kind === "files"
-          ? await readLocal(source.files[name], name, required, id)
-          : await download(new URL(name, source.base).href, name, required, id);
-    }
+    const files = source.kind === "files" ? await readLocalFiles(source.files, id) : await downloadFiles(source, id);
     const text = (b) => (b ? new TextDecoder().decode(b) : undefined);
-    progress(id, { stage: "loading", file: "model.safetensors" });
-    const info = clip.load(text(files["config.json"]), text(files["preprocessor_config.json"]), files["tokenizer.json"] ?? undefined, files["model.safetensors"]);
+    progress(id, { stage: "loading", file: files.weightsName });
+    const info = clip.load(text(files["config.json"]), text(files["preprocessor_config.json"]), files["tokenizer.json"] ?? undefined, files.weights);
     const loadMs = performance.now() - t0;
     progress(id, { stage: "warming" });
     const t1 = performance.now();
     await clip.warmUp();
-    return { ...info, loadMs, warmMs: performance.now() - t1, weightBytes: files["model.safetensors"].length };
+    return { ...info, loadMs, warmMs: performance.now() - t1, weightBytes: files.weights.length, weightsFile: files.weightsName, commit: files.commit ?? null, stored: files.stored };
   },
 
   // Embedded a group of prompts at a time with progress; other requests (camera frames, with
@@ -111,20 +120,41 @@ self.onmessage = async ({ data }) => {
     self.postMessage({ id, ok: true, result });
   } catch (e) {
     const fatal = e instanceof WebAssembly.RuntimeError;
-    self.postMessage({ id, ok: false, error: errorMessage(e), fatal });
+    self.postMessage({ id, ok: false, error: errorMessage(e), fatal, retryable: !!e?.retryable });
     if (fatal) self.postMessage({ type: "fatal", message: errorMessage(e) });
   }
 };
 self.postMessage({ type: "ready" });
 
-/// wgpu reports only the adapter's (often empty) description; ask WebGPU for the rest.
-async function adapterName() {
+/// Which backend to run on, and why, in plain words. "auto" takes WebGPU only on a hardware
+/// adapter: a software one (SwiftShader, llvmpipe / lavapipe, WARP) runs shaders on the CPU,
+/// far slower than webclip's own CPU backend (B/32: over a minute per image against half a
+/// second on two cores).
+async function chooseBackend(requested) {
+  if (requested === "cpu") return { backend: "cpu", reason: "the CPU backend was chosen" };
+  let adapter = null;
+  let failure = null;
   try {
-    const info = (await navigator.gpu.requestAdapter())?.info;
-    return [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(" ") || "";
-  } catch {
-    return "";
+    adapter = self.navigator?.gpu ? await self.navigator.gpu.requestAdapter({ powerPreference: "high-performance" }) : null;
+  } catch (e) {
+    failure = errorMessage(e);
   }
+  const info = adapter?.info || {};
+  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ");
+  if (requested === "webgpu" || requested === "wgpu") return { backend: "webgpu", adapter: name, reason: "WebGPU was chosen" };
+  if (!adapter) {
+    const why = !self.navigator?.gpu ? "this browser has no WebGPU" : failure ? `WebGPU failed to start (${failure})` : "WebGPU offers no graphics adapter here (it may be switched off, or the GPU unsupported)";
+    return { backend: "cpu", reason: `${why}, so webclip runs on the CPU` };
+  }
+  const software = info.isFallbackAdapter === true || adapter.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe|softpipe|\bwarp\b|basic render/i.test(name);
+  if (software) {
+    return {
+      backend: "cpu",
+      software: true,
+      reason: `the only WebGPU adapter here is a software renderer (${name || "a fallback adapter"}) that runs on the CPU and is much slower than webclip's CPU backend, so webclip runs on the CPU`,
+    };
+  }
+  return { backend: "webgpu", adapter: name, reason: `WebGPU runs on ${name || "the GPU"}` };
 }
 
 /// Let queued messages run: a macrotask, without setTimeout's 4 ms clamp.
@@ -172,61 +202,138 @@ async function withImage(image, run) {
   }
 }
 
-/// Fetch a file, from the cache when it is there (no request at all), reporting progress.
-async function download(url, file, required, id) {
+/// A repository's files, from the offline cache or the network. For a hub branch (a moving
+/// revision such as "main"), config.json is fetched first: its X-Repo-Commit says which
+/// commit the branch is at, and every file is then fetched at, and cached under, that commit.
+/// Offline, the branch's last known commit is used.
+async function downloadFiles(source, id) {
   const cache = await openCache();
-  let response = cache ? await cache.match(url) : undefined;
-  const cached = !!response;
-  if (cached && response.status === 404) return null; // an optional file known to be absent
-  if (!response) {
+  storeFailed = false;
+  const what = (file) => ({ file, repo: source.repo, revision: source.revision });
+  let base = source.base;
+  let commit = source.repo && isCommit(source.revision) ? source.revision : null;
+  const out = {};
+  if (source.repo && !commit) {
+    let response = null;
+    const since = performance.now();
     try {
-      response = await fetch(url, { mode: "cors", credentials: "omit" });
+      response = await fetch(new URL("config.json", source.base).href, { mode: "cors", credentials: "omit" });
     } catch {
-      throw new Error(
-        `Could not download ${file} from ${url}: the request failed. You may be offline, or the server may not allow cross-origin downloads. You can also load the model from local files.`,
-      );
+      // Offline (or the hub unreachable): the files of the last commit seen, if stored.
+      base = await cachedBase(source, cache);
+      if (!base) throw await fetchFailure(source.base, "config.json", since);
     }
-    if (!response.ok) {
-      if (!required && (response.status === 404 || response.status === 401)) {
-        // Remember the absence too, so a later offline visit asks nothing.
+    if (response) {
+      if (!response.ok) throw responseError(response, { ...what("config.json"), url: response.url });
+      commit = response.headers.get("x-repo-commit");
+      if (commit && isCommit(commit)) {
+        base = resolveBase(source.repo, commit, new URL(source.base).origin);
+        const previous = await cachedBase(source, cache);
+        out["config.json"] = await download(new URL("config.json", base).href, { ...what("config.json"), why: `model configuration, ${source.revision} is at commit ${commit.slice(0, 8)}` }, id, cache, response);
+        await cache?.put(revisionKey(source.base), new Response(commit)).catch(() => {});
+        if (previous && previous !== base) forgetFiles(cache, previous);
+      } else {
+        commit = null;
+        out["config.json"] = await download(new URL("config.json", base).href, { ...what("config.json"), why: "model configuration" }, id, cache, response);
+      }
+    }
+  }
+  out.commit = commit;
+  for (const { name, required, why } of MODEL_FILES) {
+    if (out[name] !== undefined) continue;
+    out[name] = await download(new URL(name, base).href, { ...what(name), why, optional: !required }, id, cache);
+  }
+  for (const [i, { name, why }] of WEIGHTS.entries()) {
+    const last = i === WEIGHTS.length - 1;
+    const bytes = await download(new URL(name, base).href, { ...what(name), why, optional: !last, resumable: true }, id, cache, null, last ? `${source.repo ? `${source.repo} at ${source.revision}` : base} has neither model.safetensors nor pytorch_model.bin.` : null);
+    if (bytes) {
+      out.weights = bytes;
+      out.weightsName = name;
+      break;
+    }
+  }
+  out.stored = !!cache && !storeFailed;
+  return out;
+}
+
+/// Set when a file could not be put in the cache (storage full): the model then runs from
+/// memory and the page says it will be downloaded again next time.
+let storeFailed = false;
+
+/// Drop the stored files of a commit a branch has moved away from.
+async function forgetFiles(cache, base) {
+  for (const request of (await cache?.keys()) || []) {
+    if (request.url.startsWith(base)) await cache.delete(request).catch(() => {});
+  }
+}
+
+/// One file, from the cache when it is there (no request at all), else downloaded (with
+/// resumption and retries) and stored. An absent optional file gives null, remembered so a
+/// later offline visit asks nothing. `missing`: the message when a required file is absent.
+async function download(url, what, id, cache, firstResponse = null, missing = null) {
+  const { file, why } = what;
+  const hit = cache ? await cache.match(url) : undefined;
+  if (hit && hit.status === 404) {
+    if (what.optional) return null;
+  } else if (hit) {
+    const total = Number(hit.headers.get("content-length")) || 0;
+    return readStream(hit.body, total, file, id, { cached: true, why });
+  }
+  progress(id, { file, why, loaded: 0, total: 0 });
+  let result;
+  try {
+    result = await fetchBytes(url, { what, resumable: what.resumable, firstResponse, onProgress: (p) => progress(id, { file, why, ...p }) });
+  } catch (e) {
+    if (e instanceof DownloadError && e.absent) {
+      progress(id, { file, why, absent: true, done: true });
+      if (what.optional) {
         await cache?.put(url, new Response(null, { status: 404 })).catch(() => {});
         return null;
       }
-      const why = response.status === 404 ? "it does not exist (404)" : response.status === 401 ? "it needs authentication (401: is the repository gated or private?)" : `the server answered ${response.status} ${response.statusText}`;
-      throw new Error(`Could not download ${file} from ${url}: ${why}.`);
+      if (missing) throw new DownloadError(missing);
     }
+    throw e;
   }
-  const total = Number(response.headers.get("content-length")) || 0;
-  const bytes = await readStream(response.body, total, file, id, cached);
-  if (total && bytes.length !== total) {
-    throw new Error(`The download of ${file} was cut short: ${bytes.length} of ${total} bytes arrived. Try again, or load local files.`);
-  }
-  if (!cached && cache) {
+  const bytes = result.bytes;
+  if (bytes.length === 0) throw new DownloadError(`${file} from ${new URL(url).host} is empty (0 bytes): the file on the server is broken or was not uploaded completely.`);
+  if (cache && !storeFailed) {
     try {
-      await cache.put(url, new Response(bytes, { headers: { "content-length": String(bytes.length) } }));
+      await cache.put(url, new Response(bytes, { headers: { "content-length": String(bytes.length), etag: result.response?.headers.get("etag") || "" } }));
     } catch (e) {
-      progress(id, { file, warning: `${file} could not be kept for offline use (${errorMessage(e)}: browser storage may be full).` });
+      progress(id, { file, warning: `The model could not be stored for offline use (${errorMessage(e)}: browser storage may be full). It runs from memory now and will be downloaded again on the next visit.`, storageFull: true });
+      storeFailed = true;
     }
   }
   return bytes;
 }
 
-async function readLocal(fileObj, file, required, id) {
+async function readLocalFiles(files, id) {
+  const out = {};
+  for (const { name, required, why } of MODEL_FILES) out[name] = await readLocal(files[name], name, required, id, why);
+  const weights = WEIGHTS.find(({ name }) => files[name]);
+  if (!weights) throw new Error("The local files lack the weights: a Hugging Face CLIP directory has config.json and model.safetensors (or pytorch_model.bin).");
+  out.weights = await readLocal(files[weights.name], weights.name, true, id, weights.why);
+  out.weightsName = weights.name;
+  return out;
+}
+
+async function readLocal(fileObj, file, required, id, why) {
   if (!fileObj) {
     if (required) throw new Error(`The local files lack ${file} (a Hugging Face CLIP directory has config.json and model.safetensors).`);
     return null;
   }
-  return readStream(fileObj.stream(), fileObj.size, file, id, false, true);
+  return readStream(fileObj.stream(), fileObj.size, file, id, { local: true, why });
 }
 
-async function readStream(stream, total, file, id, cached, local = false) {
+/// Read a local file or a cached response, with progress.
+async function readStream(stream, total, file, id, flags) {
   const reader = stream.getReader();
   let buffer = total ? new Uint8Array(total) : null;
   const chunks = [];
   let loaded = 0;
   const start = performance.now();
   let lastReport = 0;
-  progress(id, { file, loaded: 0, total, cached, local });
+  progress(id, { file, loaded: 0, total, ...flags });
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
@@ -242,11 +349,11 @@ async function readStream(stream, total, file, id, cached, local = false) {
     const now = performance.now();
     if (now - lastReport > 100) {
       lastReport = now;
-      progress(id, { file, loaded, total, cached, local, rate: (loaded / (now - start)) * 1000 });
+      progress(id, { file, loaded, total: Math.max(total, loaded), rate: (loaded / (now - start)) * 1000, ...flags });
     }
   }
   const seconds = (performance.now() - start) / 1000;
-  progress(id, { file, loaded, total: total || loaded, cached, local, rate: seconds > 0 ? loaded / seconds : 0, done: true });
+  progress(id, { file, loaded, total: loaded, rate: seconds > 0 ? loaded / seconds : 0, done: true, ...flags });
   if (buffer) return loaded === buffer.length ? buffer : buffer.subarray(0, loaded);
   const out = new Uint8Array(loaded);
   let offset = 0;

@@ -86,10 +86,13 @@ async function browser({ webgpu = true, camera = false } = {}) {
   return { b, context, page, console };
 }
 
-/// Open the page on the tiny model and wait until it is loaded and warm.
-async function openLoaded(page, query = "model=/models/tiny/") {
+/// Open the page on the tiny model and wait until it is loaded and warm, and until its
+/// service worker has cached the page (so no install traffic overlaps what a test counts).
+/// WebGPU is forced: "auto" rightly prefers the CPU to SwiftShader, a software adapter.
+async function openLoaded(page, query = "model=/models/tiny/&backend=webgpu") {
   await page.goto(`${BASE}/?${query}`);
   await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+  await page.evaluate(() => navigator.serviceWorker.ready);
 }
 
 async function setLabels(page, labels, topK = labels.length) {
@@ -166,10 +169,10 @@ describe("webclip page", { concurrency: false }, () => {
   test("CPU fallback without WebGPU gives the same numbers", async () => {
     const { b, page, console } = await browser({ webgpu: false });
     try {
-      await openLoaded(page);
+      await openLoaded(page, "model=/models/tiny/");
       assert.equal(await page.getAttribute("body", "data-backend"), "cpu", console.join("\n"));
       assert.match(await page.textContent("#engine-text"), /CPU/);
-      assert.match(await page.textContent("#model-info"), /WebGPU is not available/);
+      assert.match(await page.textContent("#backend-info"), /Running on the CPU: WebGPU offers no graphics adapter here/);
       await setLabels(page, REF.labels);
       await upload(page, ["chelsea.png", "coffee.png"]);
       for (const name of ["chelsea.png", "coffee.png"]) assertMatchesReference(await shown(page, name), name);
@@ -205,7 +208,7 @@ describe("webclip page", { concurrency: false }, () => {
   test("errors: corrupt weights, a non-image, empty labels, a lost GPU device — each shown, and the page still works", async () => {
     const { b, page } = await browser();
     try {
-      await page.goto(`${BASE}/?model=/models/corrupt/`);
+      await page.goto(`${BASE}/?model=/models/corrupt/&backend=webgpu`);
       await page.waitForSelector("#model-error:not([hidden])", { timeout: 120_000 });
       assert.match(await page.textContent("#model-error"), /truncated or corrupt/);
       assert.match(await page.textContent("#model-error"), /local files/);
