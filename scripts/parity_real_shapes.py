@@ -3,7 +3,9 @@
 Run by hand (not in CI: each model is ~600 MB and needs torch + transformers):
 
     cargo build --release
-    python scripts/parity_real_shapes.py [WORKDIR]            # default WORKDIR: /tmp/webclip-real
+    python scripts/parity_real_shapes.py [WORKDIR] [--bin] [--backends cpu,wgpu] [--shapes vit-b-32,vit-b-16]
+    #   default WORKDIR: /tmp/webclip-real; --bin: save pytorch_model.bin (torch.save, with the
+    #   int64 position_ids old hub checkpoints carry) instead of model.safetensors
 
 For each shape it builds a random-weight `CLIPModel` with OpenAI's exact configuration (made
 sensitive as the test fixtures are: random LayerNorms and biases, logit_scale = ln 100), saves
@@ -34,7 +36,7 @@ SHAPES = {"vit-b-32": 32, "vit-b-16": 16}
 WEBCLIP = ROOT / "target" / "release" / "webclip"
 
 
-def build(name: str, patch: int, out: Path) -> CLIPModel:
+def build(name: str, patch: int, out: Path, bin_format: bool = False) -> CLIPModel:
     config = CLIPConfig(
         text_config=dict(eos_token_id=2),  # as OpenAI's configs: legacy argmax pooling
         vision_config=dict(patch_size=patch),
@@ -47,7 +49,15 @@ def build(name: str, patch: int, out: Path) -> CLIPModel:
     sensitive_(model, torch.Generator().manual_seed(patch))
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    if bin_format:
+        n = (config.vision_config.image_size // patch) ** 2 + 1
+        state["text_model.embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
+        state["vision_model.embeddings.position_ids"] = torch.arange(n).unsqueeze(0)
+        (out / "model.safetensors").unlink(missing_ok=True)
+        torch.save(state, out / "pytorch_model.bin")
+    else:
+        (out / "pytorch_model.bin").unlink(missing_ok=True)
+        save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     config.save_pretrained(str(out))
     (out / "preprocessor_config.json").write_text(json.dumps(CLIPImageProcessorPil().to_dict()))
     return model
@@ -61,22 +71,33 @@ def run(args: list[str]) -> tuple[object, float]:
     return json.loads(res.stdout), time.time() - t
 
 
+def option(name: str, default: str) -> str:
+    args = sys.argv[1:]
+    return args[args.index(name) + 1] if name in args else default
+
+
 def main() -> None:
-    work = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/webclip-real")
+    args = sys.argv[1:]
+    values = {args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--backends", "--shapes")}
+    positional = [a for a in args if not a.startswith("--") and a not in values]
+    work = Path(positional[0] if positional else "/tmp/webclip-real")
+    bin_format = "--bin" in sys.argv
+    backends = option("--backends", "cpu,wgpu").split(",")
+    shapes = {k: v for k, v in SHAPES.items() if k in option("--shapes", ",".join(SHAPES)).split(",")}
     images = [ROOT / "tests" / "fixtures" / "images" / p for p in PHOTOS]
     tokenizer = CLIPTokenizer.from_pretrained(str(ROOT / "src"))
     processor = CLIPImageProcessorPil()
     texts = [f"a photo of a {label}." for label in LABELS]
     rows = []
-    for name, patch in SHAPES.items():
+    for name, patch in shapes.items():
         out = work / name
-        model = build(name, patch, out)
+        model = build(name, patch, out, bin_format)
         with torch.no_grad():
             enc = tokenizer(texts, padding=True, return_tensors="pt")
             pix = processor([Image.open(p) for p in images], return_tensors="pt")["pixel_values"]
             ref = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=pix)
         print(f"{name}: reference max probability per image {ref.logits_per_image.softmax(-1).max(-1).values.tolist()}")
-        for backend in ("cpu", "wgpu"):
+        for backend in backends:
             label_args = [a for label in LABELS for a in ("--label", label)]
             cls, t_cls = run(["classify", "--model", str(out), "--backend", backend, "--json", *label_args, *map(str, images)])
             emb_args = [a for p in images for a in ("--image", str(p))] + [a for t in texts for a in ("--text", t)]
@@ -93,7 +114,7 @@ def main() -> None:
             top_same = all(
                 res["predictions"][0]["label"] == LABELS[ref.logits_per_image[i].argmax().item()] for i, res in enumerate(cls)
             )
-            rows.append((name, backend, logit_diff, prob_diff, embed_diff, top_same, t_cls, t_emb))
+            rows.append((name + (" (.bin)" if bin_format else ""), backend, logit_diff, prob_diff, embed_diff, top_same, t_cls, t_emb))
             print(rows[-1])
     print("\n| model | backend | max logit diff | max probability diff | max embedding diff | same top-1 | classify (s) | embed (s) |")
     print("|---|---|---|---|---|---|---|---|")

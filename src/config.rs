@@ -154,19 +154,19 @@ impl ClipConfig {
                 return bad(format!("{name} must be positive"));
             }
         }
-        if t.hidden_size % t.num_attention_heads != 0 {
+        if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return bad(format!(
                 "text_config.hidden_size {} is not divisible by num_attention_heads {}",
                 t.hidden_size, t.num_attention_heads
             ));
         }
-        if v.hidden_size % v.num_attention_heads != 0 {
+        if !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return bad(format!(
                 "vision_config.hidden_size {} is not divisible by num_attention_heads {}",
                 v.hidden_size, v.num_attention_heads
             ));
         }
-        if v.image_size % v.patch_size != 0 {
+        if !v.image_size.is_multiple_of(v.patch_size) {
             return bad(format!(
                 "vision_config.image_size {} is not a multiple of patch_size {}",
                 v.image_size, v.patch_size
@@ -253,8 +253,10 @@ pub enum ResizeTarget {
     None,
 }
 
-/// CLIP's normalization constants (`OPENAI_CLIP_MEAN`, `OPENAI_CLIP_STD`).
+/// CLIP's normalization constants (`OPENAI_CLIP_MEAN`, `OPENAI_CLIP_STD`), digit for digit as
+/// transformers writes them (f32 rounds the last digits away).
 pub const CLIP_MEAN: [f32; 3] = [0.48145466, 0.4578275, 0.40821073];
+#[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 impl PreprocessConfig {
@@ -299,10 +301,10 @@ impl PreprocessConfig {
         }
         let err = |m: String| Error::Config(format!("preprocessor_config.json: {m}"));
         let raw: Raw = serde_json::from_str(json).map_err(|e| err(e.to_string()))?;
-        if let Some(r) = raw.resample {
-            if r != 3 {
-                return Err(err(format!("resample {r} is not supported (CLIP uses 3, bicubic)")));
-            }
+        if let Some(r) = raw.resample
+            && r != 3
+        {
+            return Err(err(format!("resample {r} is not supported (CLIP uses 3, bicubic)")));
         }
         let resize = if raw.do_resize == Some(false) {
             ResizeTarget::None

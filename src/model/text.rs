@@ -84,6 +84,8 @@ impl ClipTextTransformer {
             &device,
         );
         let tok = self.embeddings.token_embedding.forward(ids); // [batch, seq, hidden]
+        // burn slices by one range per dimension: an array of one range is meant.
+        #[allow(clippy::single_range_in_vec_init)]
         let pos = self.embeddings.position_embedding.weight.val().slice([0..seq]).unsqueeze::<3>(); // [1, seq, hidden]
         let hidden = self.encoder.forward(tok + pos, true);
         let hidden = self.final_layer_norm.forward(hidden);

@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -262,6 +262,43 @@ describe("a real visitor", { concurrency: false }, () => {
     } finally {
       hub.setFault(null);
       await b.close();
+    }
+  });
+
+  test("a new deployment replaces the old one cleanly: offered, then taken on reload, old shell deleted", async () => {
+    // A copy of the site, deployed twice: the second build changes index.html, so its sw.js
+    // gets a new version. Served by its own server, on its own origin.
+    const site = mkdtempSync(join(tmpdir(), "webclip-deploy-"));
+    cpSync(join(ROOT, "dist"), site, { recursive: true });
+    const deploy = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", "0", "--root", site, "--model", `tiny=${join(FIX, "tiny-quickgelu")}`], { stdio: ["ignore", "pipe", "inherit"] });
+    const origin = await new Promise((ok) => deploy.stdout.on("data", (d) => { const m = /on (http:\/\/[\d.]+:\d+)\//.exec(String(d)); if (m) ok(m[1]); }));
+    const { b, page, log } = await browser();
+    try {
+      await page.goto(`${origin}/?model=/models/tiny/`);
+      await waitReady(page, log);
+      await page.evaluate(() => navigator.serviceWorker.ready);
+      const shells = () => page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith("webclip-shell-")));
+      const [first] = await shells();
+      assert.ok(first, "the first build's shell is cached");
+
+      const html = readFileSync(join(site, "index.html"), "utf8");
+      writeFileSync(join(site, "index.html"), html.replace("<title>webclip", "<title>webclip (new)"));
+      execFileSync(process.execPath, [join(ROOT, "scripts/build-sw.mjs"), site]);
+      // The same page, reloaded: still the old build (from its worker), offering the new one.
+      await page.reload();
+      await page.waitForFunction(() => /new version of webclip is ready/.test(document.querySelector("#update").textContent), null, { timeout: 60_000 });
+      assert.doesNotMatch(await page.title(), /\(new\)/);
+      await Promise.all([page.waitForEvent("load", { timeout: 60_000 }), page.click("#update button")]);
+      await page.waitForFunction(() => document.title.includes("(new)"), null, { timeout: 60_000 });
+      await page.waitForFunction(async (old) => !(await caches.keys()).includes(old), first, { timeout: 30_000 });
+      const now = await shells();
+      assert.equal(now.length, 1, now.join(", "));
+      assert.notEqual(now[0], first);
+      await waitReady(page, log); // the model comes from its own cache, untouched by the update
+      assert.match(await page.textContent("#progress"), /offline cache/);
+    } finally {
+      await b.close();
+      deploy.kill();
     }
   });
 
