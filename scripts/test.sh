@@ -16,6 +16,7 @@ step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 packages=()
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || packages+=(mesa-vulkan-drivers)
 [ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v openssl >/dev/null || packages+=(openssl) # the hub double's test certificate
 if [ ${#packages[@]} -gt 0 ]; then
   step "installing ${packages[*]}"
   $SUDO apt-get update -qq

@@ -33,10 +33,10 @@ fn start() {
         let msg = info.to_string();
         web_sys::console::error_1(&JsValue::from_str(&msg));
         let global = js_sys::global();
-        if let Ok(f) = js_sys::Reflect::get(&global, &JsValue::from_str("webclipPanic")) {
-            if let Some(f) = f.dyn_ref::<js_sys::Function>() {
-                let _ = f.call1(&global, &JsValue::from_str(&msg));
-            }
+        if let Ok(f) = js_sys::Reflect::get(&global, &JsValue::from_str("webclipPanic"))
+            && let Some(f) = f.dyn_ref::<js_sys::Function>()
+        {
+            let _ = f.call1(&global, &JsValue::from_str(&msg));
         }
     }));
 }

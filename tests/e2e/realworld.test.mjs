@@ -63,6 +63,8 @@ before(async () => {
         },
       },
     },
+    // An upload gone wrong: the weights file is there, and empty.
+    "someone/empty-weights": { revisions: { main: { commit: "2".repeat(40), files: { ...files("tiny-quickgelu", ["config.json"]), "model.safetensors": { path: emptyFile(), lfs: true } } } } },
     "gated-owner/gated-clip": { gated: true, revisions: { main: { commit: "1".repeat(40), files: files("tiny-quickgelu", ["config.json", "model.safetensors"]) } } },
   };
   const cert = await makeCertificate(mkdtempSync(join(tmpdir(), "webclip-cert-")));
@@ -228,7 +230,7 @@ describe("a real visitor", { concurrency: false }, () => {
     }
   });
 
-  test("errors in plain words: a typo'd repository, a gated one, a connection that keeps dropping (then Retry); a pasted hub address", async () => {
+  test("errors in plain words: a typo'd repository, a gated one, an empty weights file, a connection that keeps dropping (then Retry); a pasted hub address", async () => {
     const { b, page, log } = await browser();
     try {
       await page.goto(`${BASE}/?model=openai/clip-vit-base-patch23`);
@@ -239,6 +241,10 @@ describe("a real visitor", { concurrency: false }, () => {
       await page.click("#load-button");
       await page.waitForFunction(() => /gated repository/.test(document.querySelector("#model-error").textContent), null, { timeout: 60_000 });
       assert.match(await page.textContent("#model-error"), /sign in on huggingface\.co/);
+
+      await page.fill("#model-input", "someone/empty-weights");
+      await page.click("#load-button");
+      await page.waitForFunction(() => /model\.safetensors from .* is empty \(0 bytes\)/.test(document.querySelector("#model-error").textContent), null, { timeout: 60_000 });
 
       // Every CDN response cut: after its retries the page says so and offers Retry, which
       // works once the connection holds.
@@ -340,6 +346,12 @@ describe("a real visitor", { concurrency: false }, () => {
     });
   }
 });
+
+function emptyFile() {
+  const path = join(mkdtempSync(join(tmpdir(), "webclip-empty-")), "model.safetensors");
+  writeFileSync(path, "");
+  return path;
+}
 
 /// The second origin (http://localhost:P, a host page embedding webclip) and a third (a CDN
 /// serving the unpacked npm package, with CORS as CDNs send it).
