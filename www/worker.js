@@ -298,13 +298,30 @@ async function download(url, what, id, cache, firstResponse = null, missing = nu
   if (bytes.length === 0) throw new DownloadError(`${file} from ${new URL(url).host} is empty (0 bytes): the file on the server is broken or was not uploaded completely.`);
   if (cache && !storeFailed) {
     try {
-      await cache.put(url, new Response(bytes, { headers: { "content-length": String(bytes.length), etag: result.response?.headers.get("etag") || "" } }));
+      await cache.put(url, new Response(chunked(bytes), { headers: { "content-length": String(bytes.length), etag: result.response?.headers.get("etag") || "" } }));
     } catch (e) {
       progress(id, { file, warning: `The model could not be stored for offline use (${errorMessage(e)}: browser storage may be full). It runs from memory now and will be downloaded again on the next visit.`, storageFull: true });
       storeFailed = true;
     }
   }
   return bytes;
+}
+
+/// A body that hands `bytes` over a piece at a time. Chromium's Cache API fails ("Unexpected
+/// internal error") to store a Response made from one buffer of about 500 MB or more (a
+/// ViT-B/32 f32 file is 605 MB), and stores the same bytes streamed (tested up to 1.2 GB).
+function chunked(bytes, size = 8 << 20) {
+  let at = 0;
+  return new ReadableStream(
+    {
+      pull(controller) {
+        if (at >= bytes.length) return controller.close();
+        controller.enqueue(bytes.subarray(at, at + size));
+        at += size;
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 async function readLocalFiles(files, id) {

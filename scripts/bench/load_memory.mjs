@@ -1,0 +1,72 @@
+// How much memory loading a model takes in the page: the peak resident size of Chromium's
+// renderer processes (the page and its worker live in one) while the built page (dist/)
+// loads a local model directory, then classifies one photo. By hand, not in CI:
+//
+//   node scripts/bench/load_memory.mjs MODEL_DIR [--backend cpu|webgpu] [--port 8790]
+//
+// MODEL_DIR is a Hugging Face layout (model.safetensors or pytorch_model.bin). Prints the
+// load time, the peak and final renderer RSS, and the weights file's size for scale.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const args = process.argv.slice(2);
+const opt = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
+const dir = resolve(args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--")) || "");
+const backend = opt("backend", "cpu");
+const port = Number(opt("port", 8790));
+const weights = ["model.safetensors", "pytorch_model.bin"].find((f) => existsSync(join(dir, f)));
+if (!weights) throw new Error(`${dir} holds no model.safetensors or pytorch_model.bin`);
+
+const server = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", String(port), "--root", join(ROOT, "dist"), "--model", `m=${dir}`], { stdio: ["ignore", "pipe", "inherit"] });
+await new Promise((ok) => server.stdout.on("data", (d) => String(d).includes("serving") && ok()));
+
+/// Resident memory (bytes) of every Chromium renderer process, summed.
+function rendererRss() {
+  let total = 0;
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (!cmd.includes("chromium") || !cmd.includes("--type=renderer")) continue;
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (rss) total += Number(rss[1]) * 1024;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
+}
+
+const flags = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+if (backend === "webgpu") flags.push("--enable-unsafe-webgpu");
+// A profile on disk, as a visitor has (playwright's default contexts keep storage in memory).
+const profile = mkdtempSync(join(tmpdir(), "webclip-profile-"));
+const browser = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: flags });
+let peak = 0;
+const sampler = setInterval(() => (peak = Math.max(peak, rendererRss())), 100);
+try {
+  const page = browser.pages()[0] || (await browser.newPage());
+  const t0 = Date.now();
+  await page.goto(`http://127.0.0.1:${port}/?model=/models/m/&backend=${backend}&no-sw`);
+  // Ready, or failed ("No model"); a warning (say, storage full) is shown and loading goes on.
+  await page.waitForFunction(() => document.body.dataset.ready === "true" || document.querySelector("#engine-status").dataset.state === "error", null, { timeout: 1_800_000 });
+  const error = await page.$eval("#model-error", (e) => (e.hidden ? "" : e.textContent));
+  if (!(await page.$("body[data-ready=true]"))) throw new Error(error);
+  if (error) console.log(`note: ${error}`);
+  const loadS = (Date.now() - t0) / 1000;
+  await page.setInputFiles("#image-files", [join(ROOT, "tests/fixtures/images/chelsea.png")]);
+  await page.waitForSelector('#results .result[data-state="done"]', { timeout: 600_000 });
+  const top = await page.$eval("#results .result .bars li", (li) => `${li.dataset.label} ${Number(li.dataset.probability).toFixed(3)}`);
+  const size = statSync(join(dir, weights)).size;
+  const gb = (n) => `${(n / 1e9).toFixed(2)} GB`;
+  console.log(`${weights} (${gb(size)}) on ${backend}: loaded in ${loadS.toFixed(1)} s; renderer RSS peak ${gb(peak)} (${(peak / size).toFixed(2)}× the file), after ${gb(rendererRss())}; top: ${top}`);
+} finally {
+  clearInterval(sampler);
+  await browser.close();
+  server.kill();
+  rmSync(profile, { recursive: true, force: true });
+}
