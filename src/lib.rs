@@ -5,6 +5,8 @@
 //! generic over where burn runs them ([`device`]) and free of any web type. The command-line
 //! tool (`src/main.rs`) and the browser build call the same [`zeroshot::Clip`].
 
+#[cfg(not(target_family = "wasm"))]
+pub mod bench;
 pub mod config;
 pub mod device;
 mod error;

@@ -41,6 +41,8 @@ mod cli {
         Tokenize(TokenizeArgs),
         /// Rewrite a model.safetensors or pytorch_model.bin as safetensors of a chosen float type.
         Convert(ConvertArgs),
+        /// Time each stage (decode, preprocess, vision, text, scoring): medians of several runs.
+        Bench(BenchArgs),
     }
 
     #[derive(Args)]
@@ -107,6 +109,26 @@ mod cli {
     }
 
     #[derive(Args)]
+    struct BenchArgs {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Images per vision pass (copies of IMAGE).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        batch: usize,
+        /// Timed runs, after one untimed warm-up.
+        #[arg(long, default_value_t = 7, value_name = "R")]
+        runs: usize,
+        /// A prompt for the text tower, used verbatim (repeatable; default: 8 everyday prompts).
+        #[arg(long = "prompt", value_name = "P")]
+        prompts: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        /// The image to decode, preprocess and embed.
+        #[arg(value_name = "IMAGE")]
+        image: PathBuf,
+    }
+
+    #[derive(Args)]
     struct ConvertArgs {
         /// Target float type.
         #[arg(long, value_name = "f16|bf16|f32")]
@@ -166,6 +188,7 @@ mod cli {
             Command::Classify(a) => classify(a),
             Command::Embed(a) => embed(a),
             Command::Tokenize(a) => tokenize(a),
+            Command::Bench(a) => bench(a),
             Command::Convert(a) => {
                 let to: FloatType = a.dtype.parse()?;
                 let bytes = std::fs::read(&a.input).map_err(|e| Error::io(&a.input, e))?;
@@ -294,6 +317,71 @@ mod cli {
                 let ids: Vec<String> = enc.tokens.row(i).iter().map(u32::to_string).collect();
                 println!("{}", ids.join(" "));
             }
+        }
+        Ok(())
+    }
+
+    fn bench(a: BenchArgs) -> Result<(), Error> {
+        if a.batch == 0 || a.runs == 0 {
+            return Err(Error::Input("--batch and --runs must be at least 1".into()));
+        }
+        let image = std::fs::read(&a.image).map_err(|e| Error::io(&a.image, e))?;
+        webclip::preprocess::decode(&image).map_err(|e| Error::Input(format!("{}: {e}", a.image.display())))?;
+        let prompts = if a.prompts.is_empty() {
+            ["cat", "dog", "bird", "car", "bicycle", "cup of coffee", "mountain lake", "rocket"]
+                .map(|l| DEFAULT_TEMPLATE.replace("{}", l))
+                .to_vec()
+        } else {
+            a.prompts.clone()
+        };
+        let kind: BackendKind = a.model.backend.parse()?;
+        let device = ComputeDevice::new(kind)?;
+        let t = std::time::Instant::now();
+        let clip = Clip::load_dir(&a.model.model, &device.device)?;
+        let load_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let report = webclip::bench::bench(&clip, &image, &prompts, a.batch, a.runs)?;
+        let (median, min) = (report.median(), report.min());
+        let names = webclip::bench::STAGES;
+        if a.json {
+            let stages: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), json!({"median_ms": median[i], "min_ms": min[i]})))
+                .collect();
+            let out = json!({
+                "model": a.model.model.display().to_string(),
+                "backend": device.describe(),
+                "batch": a.batch,
+                "prompts": prompts.len(),
+                "runs": a.runs,
+                "load_ms": load_ms,
+                "stages": stages,
+            });
+            println!("{out}");
+        } else {
+            let v = &clip.config.vision_config;
+            println!(
+                "webclip bench: {} (ViT {}×{}, patch {}, {} px) on {}; batch {}, {} prompts; median of {} runs after a warm-up",
+                a.model.model.display(),
+                v.num_hidden_layers,
+                v.hidden_size,
+                v.patch_size,
+                v.image_size,
+                device.describe(),
+                a.batch,
+                prompts.len(),
+                a.runs
+            );
+            println!("  {:<12} {:>10.1} ms (once)", "load", load_ms);
+            for (i, n) in names.iter().enumerate() {
+                println!("  {n:<12} {:>10.2} ms   (best {:.2})", median[i], min[i]);
+            }
+            let image_ms = median[0] + median[1] + median[2];
+            println!(
+                "  {:<12} {:>10.2} ms per image (decode + preprocess + vision)",
+                "image",
+                image_ms / a.batch as f64
+            );
         }
         Ok(())
     }

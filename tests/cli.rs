@@ -238,6 +238,21 @@ fn pytorch_bin_directory_classifies_the_same() {
     assert_eq!(out.as_array().unwrap()[0]["predictions"].as_array().unwrap().len(), 2);
 }
 
+/// `bench`: every stage timed, as medians of the runs asked for, in one JSON document.
+#[test]
+fn bench_reports_every_stage() {
+    let out =
+        ok_json(&["bench", "--model", "tiny-quickgelu", "--runs", "3", "--batch", "2", "--json", "images/chelsea.png"]);
+    assert_eq!((out["batch"].as_u64(), out["runs"].as_u64(), out["prompts"].as_u64()), (Some(2), Some(3), Some(8)));
+    assert!(out["load_ms"].as_f64().unwrap() > 0.0);
+    for stage in ["decode", "preprocess", "vision", "text", "scoring"] {
+        let (median, min) = (out["stages"][stage]["median_ms"].as_f64(), out["stages"][stage]["min_ms"].as_f64());
+        assert!(matches!((median, min), (Some(m), Some(b)) if m > 0.0 && b > 0.0 && b <= m), "{stage}: {out}");
+    }
+    fails_with(&["bench", "--model", "tiny-quickgelu", "--runs", "0", "images/chelsea.png"], "at least 1");
+    fails_with(&["bench", "--model", "tiny-quickgelu", "images/odd/not_an_image.png"], "not_an_image.png");
+}
+
 #[test]
 fn convert_round_trip() {
     let dir = Scratch::model_copy("cli-convert", "tiny-quickgelu");

@@ -307,9 +307,10 @@ async function download(url, what, id, cache, firstResponse = null, missing = nu
   return bytes;
 }
 
-/// A body that hands `bytes` over a piece at a time. Chromium's Cache API fails ("Unexpected
-/// internal error") to store a Response made from one buffer of about 500 MB or more (a
-/// ViT-B/32 f32 file is 605 MB), and stores the same bytes streamed (tested up to 1.2 GB).
+/// A body that hands `bytes` over a piece at a time. Chromium's Cache API often fails
+/// ("Unexpected internal error") to store a Response made from one buffer of about 600 MB (a
+/// ViT-B/32 f32 file is 605 MB): 4 of 4 fresh profiles failed to store 605 MB from a worker,
+/// while all stored 500 MB, and the same 605 MB streamed (tested up to 1.2 GB).
 function chunked(bytes, size = 8 << 20) {
   let at = 0;
   return new ReadableStream(
