@@ -13,6 +13,7 @@ mod error;
 pub mod model;
 pub mod preprocess;
 pub mod pytorch;
+pub mod stream;
 pub mod tokenizer;
 #[cfg(target_family = "wasm")]
 pub mod web;
@@ -22,4 +23,4 @@ pub mod zeroshot;
 pub use config::{ClipConfig, PreprocessConfig};
 pub use device::{BackendKind, ComputeDevice};
 pub use error::Error;
-pub use zeroshot::{Clip, LabelSet, LabelSetJob, Prediction};
+pub use zeroshot::{Clip, ClipStream, LabelSet, LabelSetJob, Prediction};

@@ -7,11 +7,10 @@
 //! lost mid-kernel, say), the panic hook reports it to `globalThis.webclipPanic` first so the
 //! worker can tell the page and restart.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Float32Array, Promise, Uint8Array};
+use js_sys::{Array, Float32Array, Promise};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -19,8 +18,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::device::{ComputeDevice, read_f32};
 use crate::preprocess::Pixels;
 use crate::pytorch::{PytorchCheckpoint, WeightsFormat};
-use crate::weights::{RawTensor, SafetensorsIndex, TensorSource};
-use crate::zeroshot::{Clip, LabelSet, ModelFiles};
+use crate::zeroshot::{Clip, ClipStream, LabelSet, ModelFiles};
 use crate::{BackendKind, Error};
 
 fn js_error(e: Error) -> JsValue {
@@ -41,28 +39,66 @@ fn start() {
     }));
 }
 
-/// Weights read out of a JS `Uint8Array` one tensor at a time, so the wasm heap never holds a
-/// second copy of the whole file.
-struct JsWeights {
-    index: SafetensorsIndex,
-    buffer: Uint8Array,
+/// A model load in progress (see [`WebClip::begin_load`]): the weights file goes in piece by
+/// piece with [`ModelLoad::push`].
+#[wasm_bindgen]
+pub struct ModelLoad {
+    config_json: String,
+    preprocessor_json: Option<String>,
+    tokenizer_json: Option<Vec<u8>>,
+    expected_len: usize,
+    state: LoadState,
+    received: u64,
 }
 
-impl JsWeights {
-    fn new(buffer: Uint8Array) -> Result<Self, Error> {
-        let len = buffer.length() as usize;
-        let first = buffer.subarray(0, len.min(8) as u32).to_vec();
-        let header_len = SafetensorsIndex::header_len(&first, len)?;
-        let header = buffer.subarray(0, header_len as u32).to_vec();
-        Ok(Self { index: SafetensorsIndex::parse(&header, len)?, buffer })
+enum LoadState {
+    /// Until the first 8 bytes tell the format.
+    Sniffing(Vec<u8>, ClipStream),
+    Safetensors(ClipStream),
+    Pytorch(Vec<u8>),
+    Done,
+}
+
+#[wasm_bindgen]
+impl ModelLoad {
+    /// The next bytes of the weights file. Throws as soon as they show the file is unusable.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), JsValue> {
+        self.received += bytes.len() as u64;
+        if let LoadState::Sniffing(head, _) = &mut self.state {
+            head.extend_from_slice(bytes);
+            if head.len() < 8 {
+                return Ok(());
+            }
+            let LoadState::Sniffing(head, stream) = std::mem::replace(&mut self.state, LoadState::Done) else {
+                unreachable!()
+            };
+            self.state = match WeightsFormat::detect(&head) {
+                WeightsFormat::Safetensors => LoadState::Safetensors(stream),
+                WeightsFormat::Pytorch => {
+                    let mut all = Vec::with_capacity(self.expected_len.max(head.len()));
+                    all.extend_from_slice(&head);
+                    LoadState::Pytorch(all)
+                }
+            };
+            return match &mut self.state {
+                LoadState::Safetensors(stream) => stream.push(&head).map_err(js_error),
+                _ => Ok(()),
+            };
+        }
+        match &mut self.state {
+            LoadState::Safetensors(stream) => stream.push(bytes).map_err(js_error),
+            LoadState::Pytorch(all) => {
+                all.extend_from_slice(bytes);
+                Ok(())
+            }
+            _ => Err(js_error(Error::Input("this load was already finished".into()))),
+        }
     }
-}
 
-impl TensorSource for JsWeights {
-    fn tensor(&self, name: &str) -> Result<Option<RawTensor<'_>>, Error> {
-        let Some((dtype, shape, range)) = self.index.locate(name) else { return Ok(None) };
-        let data = self.buffer.subarray(range.start as u32, range.end as u32).to_vec();
-        Ok(Some(RawTensor { dtype, shape, data: Cow::Owned(data) }))
+    /// Bytes pushed so far.
+    #[wasm_bindgen(getter)]
+    pub fn received(&self) -> f64 {
+        self.received as f64
     }
 }
 
@@ -142,32 +178,65 @@ impl WebClip {
         self.fallback_reason.clone()
     }
 
-    /// Load a model from a Hugging Face repository's files; `weights` is `model.safetensors` or
-    /// `pytorch_model.bin` (told apart by their first bytes). Returns a summary of its shapes.
-    pub fn load(
+    /// Load a model from a Hugging Face repository's files, the weights (`model.safetensors`
+    /// or `pytorch_model.bin`, told apart by their first bytes) as they arrive: `push` each
+    /// piece into the returned [`ModelLoad`] as it comes, then [`Self::finish_load`].
+    /// A `model.safetensors` is built into the model tensor by tensor, so the file is never
+    /// held whole (and a file that does not fit the configuration fails at its header); a
+    /// `pytorch_model.bin` is gathered in the wasm heap (`expected_len` bytes, if known, are
+    /// reserved up front) and read at the end. The configuration and tokenizer are checked
+    /// here, before any weight arrives.
+    #[wasm_bindgen(js_name = beginLoad)]
+    pub fn begin_load(
         &self,
-        config_json: &str,
+        config_json: String,
         preprocessor_json: Option<String>,
         tokenizer_json: Option<Vec<u8>>,
-        weights: Uint8Array,
-    ) -> Result<JsValue, JsValue> {
+        expected_len: f64,
+    ) -> Result<ModelLoad, JsValue> {
         let files = ModelFiles {
-            config_json,
+            config_json: &config_json,
             preprocessor_json: preprocessor_json.as_deref(),
             tokenizer_json: tokenizer_json.as_deref(),
         };
-        let first = weights.subarray(0, weights.length().min(8)).to_vec();
-        let clip = match WeightsFormat::detect(&first) {
-            WeightsFormat::Safetensors => {
-                let weights = JsWeights::new(weights).map_err(js_error)?;
-                Clip::load(files, &weights, &self.device.device)
+        let stream = Clip::load_streaming(files, &self.device.device).map_err(js_error)?;
+        Ok(ModelLoad {
+            config_json,
+            preprocessor_json,
+            tokenizer_json,
+            expected_len: expected_len as usize,
+            state: LoadState::Sniffing(Vec::with_capacity(8), stream),
+            received: 0,
+        })
+    }
+
+    /// Finish a [`Self::begin_load`] once every byte is pushed: the model replaces the
+    /// current one. Returns a summary of its shapes.
+    #[wasm_bindgen(js_name = finishLoad)]
+    pub fn finish_load(&self, load: &mut ModelLoad) -> Result<JsValue, JsValue> {
+        let files = ModelFiles {
+            config_json: &load.config_json,
+            preprocessor_json: load.preprocessor_json.as_deref(),
+            tokenizer_json: load.tokenizer_json.as_deref(),
+        };
+        let clip = match std::mem::replace(&mut load.state, LoadState::Done) {
+            LoadState::Safetensors(stream) => stream.finish(),
+            LoadState::Pytorch(bytes) => {
+                PytorchCheckpoint::from_bytes(bytes).and_then(|w| Clip::load(files, &w, &self.device.device))
             }
-            // The zip's directory is at its end and its entries anywhere: the reader needs the
-            // whole file in the wasm heap (a copy the safetensors path avoids).
-            WeightsFormat::Pytorch => PytorchCheckpoint::from_bytes(weights.to_vec())
-                .and_then(|weights| Clip::load(files, &weights, &self.device.device)),
+            // Fewer than 8 bytes: the whole-file reader names what is wrong.
+            LoadState::Sniffing(head, _) => Clip::load(
+                files,
+                &crate::weights::SafetensorsFile::parse(&head).map_err(js_error)?,
+                &self.device.device,
+            ),
+            LoadState::Done => Err(Error::Input("this load was already finished".into())),
         }
         .map_err(js_error)?;
+        self.install(clip)
+    }
+
+    fn install(&self, clip: Clip) -> Result<JsValue, JsValue> {
         let (t, v) = (&clip.config.text_config, &clip.config.vision_config);
         let params = burn::module::Module::num_params(&clip.model);
         let info = ModelInfo {

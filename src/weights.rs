@@ -15,7 +15,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::ops::Range;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -68,62 +67,6 @@ impl TensorSource for SafetensorsFile<'_> {
     }
 }
 
-/// The header of a safetensors file whose bytes are read piece by piece (in the browser, out
-/// of a JS ArrayBuffer, one tensor at a time, so the wasm heap never holds the whole file).
-pub struct SafetensorsIndex {
-    metadata: safetensors::tensor::Metadata,
-    data_start: usize,
-}
-
-impl SafetensorsIndex {
-    /// Bytes of the file needed to parse the header: the 8-byte length, then the JSON.
-    pub fn header_len(first_8: &[u8], file_len: usize) -> Result<usize, Error> {
-        let n: [u8; 8] = first_8.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| {
-            Error::WeightsFile(format!("the file is {file_len} bytes, too short for a safetensors header (truncated?)"))
-        })?;
-        let n = u64::from_le_bytes(n);
-        if n > 100_000_000 || 8 + n as usize > file_len {
-            return Err(Error::WeightsFile(
-                "the header length is larger than the file (truncated or not a safetensors file)".into(),
-            ));
-        }
-        Ok(8 + n as usize)
-    }
-
-    /// Parse the header (`header` = the first [`Self::header_len`] bytes) of a file of
-    /// `file_len` bytes, checking every tensor's extent as `SafetensorsFile::parse` does.
-    pub fn parse(header: &[u8], file_len: usize) -> Result<Self, Error> {
-        let data_start = Self::header_len(header, file_len)?;
-        let json = header.get(8..data_start).ok_or_else(|| Error::WeightsFile("incomplete header".into()))?;
-        let metadata: safetensors::tensor::Metadata = serde_json::from_slice(json)
-            .map_err(|e| Error::WeightsFile(format!("the header is not valid safetensors JSON ({e})")))?;
-        let data_len = file_len - data_start;
-        let mut end = 0;
-        for (name, info) in metadata.tensors() {
-            let (s, e) = info.data_offsets;
-            let numel: Option<usize> = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            let bytes = numel.and_then(|n| n.checked_mul(info.dtype.bitsize())).map(|b| b / 8);
-            if e < s || bytes != Some(e - s) {
-                return Err(Error::WeightsFile(format!("tensor {name} has inconsistent offsets (corrupt header)")));
-            }
-            end = end.max(e);
-        }
-        if end != data_len {
-            return Err(Error::WeightsFile(
-                "the tensor data is shorter or longer than the header says (truncated or corrupt file)".into(),
-            ));
-        }
-        Ok(Self { metadata, data_start })
-    }
-
-    /// Dtype, shape and byte range (within the whole file) of a tensor.
-    pub fn locate(&self, name: &str) -> Option<(Dtype, Vec<usize>, Range<usize>)> {
-        let info = self.metadata.info(name)?;
-        let (s, e) = info.data_offsets;
-        Some((info.dtype, info.shape.clone(), self.data_start + s..self.data_start + e))
-    }
-}
-
 fn safetensors_message(e: safetensors::SafeTensorError, len: usize) -> String {
     use safetensors::SafeTensorError as E;
     match e {
@@ -155,7 +98,7 @@ pub fn decode_f32(name: &str, t: &RawTensor) -> Result<Vec<f32>, Error> {
 /// Build the model for `config` and fill every parameter from `source`.
 pub fn load_model(config: &ClipConfig, source: &impl TensorSource, device: &Device) -> Result<ClipModel, Error> {
     config.validate()?;
-    let mut loader = Loader { source, device: device.clone(), path: Vec::new(), containers: Vec::new(), error: None };
+    let mut loader = Loader { source, device: device.clone(), at: KeyPath::default(), error: None };
     let model = config.init(device).map(&mut loader);
     match loader.error {
         Some(e) => Err(e),
@@ -163,17 +106,28 @@ pub fn load_model(config: &ClipConfig, source: &impl TensorSource, device: &Devi
     }
 }
 
-/// Walks the module tree; each parameter is replaced by the tensor stored under its key.
-struct Loader<'s, S> {
-    source: &'s S,
-    device: Device,
+/// Where the module walk is: the field names and container types down to a parameter, and
+/// from them the checkpoint key that parameter is stored under.
+#[derive(Default)]
+pub(crate) struct KeyPath {
     path: Vec<String>,
     containers: Vec<String>,
-    error: Option<Error>,
 }
 
-impl<S: TensorSource> Loader<'_, S> {
-    fn load<const D: usize>(&self, expected: [usize; D]) -> Result<Tensor<D>, Error> {
+impl KeyPath {
+    pub(crate) fn enter(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    pub(crate) fn exit(&mut self) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    /// The current parameter's checkpoint key and its stored shape (`expected` is burn's);
+    /// `transpose` when the stored tensor is a torch Linear weight (`[out, in]`).
+    pub(crate) fn key(&self, expected: &[usize]) -> Stored {
         let field = self.path.last().map(String::as_str).unwrap_or_default();
         let parent = self.containers.last().map(String::as_str).unwrap_or_default();
         let prefix = self.path[..self.path.len().saturating_sub(1)].join(".");
@@ -184,38 +138,75 @@ impl<S: TensorSource> Loader<'_, S> {
             ("Struct:LayerNorm", "beta") => (key("bias"), false),
             _ => (key(field), false),
         };
-        let stored_shape: Vec<usize> =
-            if transpose { expected.iter().rev().copied().collect() } else { expected.to_vec() };
-        let raw = self.source.tensor(&name)?.ok_or_else(|| Error::MissingTensor(name.clone()))?;
-        let scalar_ok = name == "logit_scale" && raw.shape.is_empty() && expected == [1; D];
-        if raw.shape != stored_shape && !scalar_ok {
-            return Err(Error::Shape { name, found: raw.shape.clone(), expected: stored_shape });
+        let shape = if transpose { expected.iter().rev().copied().collect() } else { expected.to_vec() };
+        Stored { name, shape, transpose }
+    }
+}
+
+/// How a parameter is stored in the checkpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub transpose: bool,
+}
+
+impl Stored {
+    /// Check a stored tensor's shape and dtype against what the model expects.
+    pub(crate) fn check(&self, dtype: Dtype, shape: &[usize]) -> Result<(), Error> {
+        let scalar_ok = self.name == "logit_scale" && shape.is_empty() && self.shape == [1];
+        if shape != self.shape.as_slice() && !scalar_ok {
+            return Err(Error::Shape { name: self.name.clone(), found: shape.to_vec(), expected: self.shape.clone() });
         }
-        let mut values = decode_f32(&name, &raw)?;
-        drop(raw);
-        if transpose {
-            let (rows, cols) = (stored_shape[0], stored_shape[1]); // [out, in]
-            let mut t = vec![0f32; values.len()];
-            for r in 0..rows {
-                for c in 0..cols {
-                    t[c * rows + r] = values[r * cols + c];
-                }
+        match dtype {
+            Dtype::F32 | Dtype::F16 | Dtype::BF16 => Ok(()),
+            other => Err(Error::Dtype { name: self.name.clone(), dtype: format!("{other:?}") }),
+        }
+    }
+
+    /// The tensor's values as f32, in burn's layout (Linear weights transposed on the host).
+    pub(crate) fn values(&self, raw: &RawTensor) -> Result<Vec<f32>, Error> {
+        self.check(raw.dtype, &raw.shape)?;
+        let values = decode_f32(&self.name, raw)?;
+        if !self.transpose {
+            return Ok(values);
+        }
+        let (rows, cols) = (self.shape[0], self.shape[1]); // [out, in]
+        let mut t = vec![0f32; values.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = values[r * cols + c];
             }
-            values = t;
         }
+        Ok(t)
+    }
+}
+
+/// Walks the module tree; each parameter is replaced by the tensor stored under its key.
+struct Loader<'s, S> {
+    source: &'s S,
+    device: Device,
+    at: KeyPath,
+    error: Option<Error>,
+}
+
+impl<S: TensorSource> Loader<'_, S> {
+    fn load<const D: usize>(&self, expected: [usize; D]) -> Result<Tensor<D>, Error> {
+        let stored = self.at.key(&expected);
+        let raw = self.source.tensor(&stored.name)?.ok_or_else(|| Error::MissingTensor(stored.name.clone()))?;
+        let values = stored.values(&raw)?;
+        drop(raw);
         Ok(Tensor::<D>::from_data(TensorData::new(values, expected), &self.device))
     }
 }
 
 impl<S: TensorSource> ModuleMapper for Loader<'_, S> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
+        self.at.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-        self.containers.pop();
+        self.at.exit();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {

@@ -11,6 +11,7 @@ use crate::config::{ClipConfig, PreprocessConfig};
 use crate::device::read_f32;
 use crate::model::{ClipModel, l2_normalize};
 use crate::preprocess::{self, Pixels, Rgb8};
+use crate::stream::WeightStream;
 use crate::tokenizer::{ClipTokenizer, Padding};
 use crate::weights::{TensorSource, load_model};
 
@@ -92,6 +93,41 @@ impl LabelSetJob {
     }
 }
 
+/// A [`Clip`] whose weights are arriving: [`push`](Self::push) the bytes of its
+/// `model.safetensors` as they come (each tensor goes to the device as soon as it is complete),
+/// then [`finish`](Self::finish).
+pub struct ClipStream {
+    pub config: ClipConfig,
+    preprocess: PreprocessConfig,
+    tokenizer: ClipTokenizer,
+    weights: WeightStream,
+    device: Device,
+}
+
+impl ClipStream {
+    /// The next bytes of the weights file; fails as soon as the file is seen to be unusable.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.weights.push(bytes)
+    }
+
+    /// Bytes pushed so far.
+    pub fn received(&self) -> u64 {
+        self.weights.received()
+    }
+
+    /// The model, once the whole file is in.
+    pub fn finish(self) -> Result<Clip, Error> {
+        let model = self.weights.finish()?;
+        Ok(Clip {
+            config: self.config,
+            preprocess: self.preprocess,
+            tokenizer: self.tokenizer,
+            model,
+            device: self.device,
+        })
+    }
+}
+
 /// One label's score for one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -103,6 +139,20 @@ pub struct Prediction {
 impl Clip {
     /// Build from a repository's files and a source of its weights.
     pub fn load(files: ModelFiles, weights: &impl TensorSource, device: &Device) -> Result<Self, Error> {
+        let (config, preprocess, tokenizer) = Self::read_files(files)?;
+        let model = load_model(&config, weights, device)?;
+        Ok(Self { config, preprocess, tokenizer, model, device: device.clone() })
+    }
+
+    /// Start building from a repository's files, the weights (a `model.safetensors`) to be
+    /// pushed in as they arrive: see [`ClipStream`].
+    pub fn load_streaming(files: ModelFiles, device: &Device) -> Result<ClipStream, Error> {
+        let (config, preprocess, tokenizer) = Self::read_files(files)?;
+        let weights = WeightStream::new(&config, device)?;
+        Ok(ClipStream { config, preprocess, tokenizer, weights, device: device.clone() })
+    }
+
+    fn read_files(files: ModelFiles) -> Result<(ClipConfig, PreprocessConfig, ClipTokenizer), Error> {
         let config = ClipConfig::from_json(files.config_json)?;
         let preprocess = match files.preprocessor_json {
             Some(json) => PreprocessConfig::from_json(json)?,
@@ -121,8 +171,7 @@ impl Clip {
             Some(json) => ClipTokenizer::from_json(json, max_len)?,
             None => ClipTokenizer::builtin(max_len),
         };
-        let model = load_model(&config, weights, device)?;
-        Ok(Self { config, preprocess, tokenizer, model, device: device.clone() })
+        Ok((config, preprocess, tokenizer))
     }
 
     /// Load a Hugging Face model directory: `config.json`, `model.safetensors` (or, without it,

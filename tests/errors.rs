@@ -93,28 +93,6 @@ fn extra_tensors_are_ignored() {
     Clip::load_dir(&dir.0, &ComputeDevice::cpu().device).unwrap();
 }
 
-/// The piecewise reader the browser uses (header first, then one tensor at a time) sees the
-/// same tensors as the whole-file parser, and rejects the same broken files.
-#[test]
-fn piecewise_index_agrees_with_the_file_parser() {
-    use webclip::weights::SafetensorsIndex;
-    let bytes = weights();
-    let file = SafetensorsFile::parse(&bytes).unwrap();
-    let header = SafetensorsIndex::header_len(&bytes[..8], bytes.len()).unwrap();
-    let index = SafetensorsIndex::parse(&bytes[..header], bytes.len()).unwrap();
-    for name in file.names() {
-        let t = file.tensor(name).unwrap().unwrap();
-        let (dtype, shape, range) = index.locate(name).unwrap();
-        assert_eq!((dtype, &shape, &bytes[range]), (t.dtype, &t.shape, &*t.data), "{name}");
-    }
-    assert!(index.locate("nope").is_none());
-    let e = SafetensorsIndex::parse(&bytes[..header], bytes.len() - 1).err().unwrap();
-    assert!(e.to_string().contains("truncated or corrupt"), "{e}");
-    let e = SafetensorsIndex::header_len(&bytes[..8], 100).err().unwrap();
-    assert!(e.to_string().contains("header length is larger"), "{e}");
-    assert!(SafetensorsIndex::header_len(&bytes[..3], 3).is_err());
-}
-
 #[test]
 fn truncated_and_corrupt_files() {
     let bytes = weights();
@@ -270,4 +248,84 @@ fn corrupt_pytorch_bin() {
     // The same through the bytes path the browser takes.
     let e = webclip::pytorch::PytorchCheckpoint::from_bytes(bin[..bin.len() - 100].to_vec()).err().unwrap();
     assert!(e.to_string().contains("not a readable PyTorch checkpoint"), "{e}");
+}
+
+/// Push `bytes` into a streaming load, `chunk` bytes at a time: the error, and how many bytes
+/// had been pushed when it came (`None` if it came from `finish`).
+fn stream_error(bytes: &[u8], chunk: usize) -> (Error, Option<usize>) {
+    let dir = fixtures().join(MODEL);
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let files = webclip::zeroshot::ModelFiles { config_json: &config, preprocessor_json: None, tokenizer_json: None };
+    let mut stream = Clip::load_streaming(files, &ComputeDevice::cpu().device).unwrap();
+    for (i, piece) in bytes.chunks(chunk).enumerate() {
+        if let Err(e) = stream.push(piece) {
+            return (e, Some(i * chunk + piece.len()));
+        }
+    }
+    match stream.finish() {
+        Ok(_) => panic!("streamed without error"),
+        Err(e) => (e, None),
+    }
+}
+
+/// The streaming loader (the browser's download path) gives the whole-file loader's messages,
+/// and gives them as soon as the bytes show the problem: a header that does not fit the
+/// model fails before any tensor data has arrived.
+#[test]
+fn streamed_weights_fail_early_with_the_same_messages() {
+    let edited = |edit: fn(&mut Owned)| {
+        let mut t = owned_tensors();
+        edit(&mut t);
+        serialize(&t)
+    };
+    let header_end = |bytes: &[u8]| 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    type Edit = fn(&mut Owned);
+    let cases: [(&str, Edit); 3] = [
+        ("missing", |t| t.retain(|(n, ..)| n != "vision_model.post_layernorm.weight")),
+        ("shape", |t| {
+            t.iter_mut().find(|(n, ..)| n == "text_model.encoder.layers.1.mlp.fc1.weight").unwrap().2 = vec![32, 64]
+        }),
+        ("dtype", |t| t.iter_mut().find(|(n, ..)| n == "logit_scale").unwrap().1 = Dtype::I16),
+    ];
+    for (name, edit) in cases {
+        let bytes = edited(edit);
+        let whole = load_bytes(name, &bytes);
+        let (streamed, at) = stream_error(&bytes, 1000);
+        assert_eq!(streamed.to_string(), whole.to_string(), "{name}");
+        let at = at.unwrap_or(usize::MAX);
+        assert!(at < header_end(&bytes) + 1000, "{name}: failed at byte {at}, after the header");
+    }
+
+    let bytes = weights();
+    for (name, data, needle) in [
+        ("truncated", bytes[..bytes.len() / 2].to_vec(), "shorter or longer than the header says"),
+        ("longer", [&bytes[..], b"extra"].concat(), "shorter or longer than the header says"),
+        ("header-only", bytes[..100].to_vec(), "header length is larger than the file"),
+        ("tiny", bytes[..5].to_vec(), "too short"),
+        ("empty", Vec::new(), "too short"),
+        ("garbage", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}".to_vec(), "not valid safetensors JSON"),
+        ("png", std::fs::read(fixtures().join("images/chelsea.png")).unwrap(), "invalid weights file"),
+    ] {
+        let (e, _) = stream_error(&data, 4096);
+        assert!(matches!(e, Error::WeightsFile(_)), "{name}: {e}");
+        assert!(e.to_string().contains(needle), "{name}: {e}");
+    }
+
+    // Tensors the model does not use (the int64 position_ids of older checkpoints) are skipped.
+    let mut t = owned_tensors();
+    let ids: Vec<u8> = (0..77i64).flat_map(|i| i.to_le_bytes()).collect();
+    t.push(("text_model.embeddings.position_ids".into(), Dtype::I64, vec![1, 77], ids));
+    let bytes = serialize(&t);
+    let dir = fixtures().join(MODEL);
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let files = webclip::zeroshot::ModelFiles { config_json: &config, preprocessor_json: None, tokenizer_json: None };
+    let mut stream = Clip::load_streaming(files, &ComputeDevice::cpu().device).unwrap();
+    bytes.chunks(333).for_each(|piece| stream.push(piece).unwrap());
+    stream.finish().unwrap();
+
+    // Offsets that leave a gap between two tensors.
+    let json = r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#;
+    let gap = [&(json.len() as u64).to_le_bytes()[..], json.as_bytes(), &[0; 12]].concat();
+    let (e, _) = stream_error(&gap, 4096);
+    assert!(matches!(e, Error::WeightsFile(_)) && e.to_string().contains("offset for tensor `b`"), "{e}");
 }

@@ -7,6 +7,7 @@ mod common;
 use common::{MODELS, Scratch, assert_close, fixtures, reference};
 use webclip::tokenizer::Padding;
 use webclip::weights::{FloatType, convert};
+use webclip::zeroshot::ModelFiles;
 use webclip::{Clip, ComputeDevice};
 
 const LOGIT_TOL: f32 = 1e-4;
@@ -25,6 +26,40 @@ fn check_model(device: &ComputeDevice, model: &str) {
 /// of the reference model `model`.
 fn check_dir(device: &ComputeDevice, dir: &str, model: &str) {
     let clip = Clip::load_dir(&fixtures().join(dir), &device.device).unwrap();
+    check_clip(device, &clip, dir, model);
+}
+
+/// Build `model` from its safetensors pushed `chunk` bytes at a time, as the browser does
+/// while downloading.
+fn load_streamed(device: &ComputeDevice, model: &str, chunk: usize) -> Clip {
+    let dir = fixtures().join(model);
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let preprocessor = std::fs::read_to_string(dir.join("preprocessor_config.json")).ok();
+    let tokenizer = std::fs::read(dir.join("tokenizer.json")).ok();
+    let files = ModelFiles {
+        config_json: &config,
+        preprocessor_json: preprocessor.as_deref(),
+        tokenizer_json: tokenizer.as_deref(),
+    };
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let mut stream = Clip::load_streaming(files, &device.device).unwrap();
+    for piece in weights.chunks(chunk) {
+        stream.push(piece).unwrap();
+    }
+    assert_eq!(stream.received(), weights.len() as u64);
+    stream.finish().unwrap()
+}
+
+/// The logits of the first reference image against the reference labels.
+fn first_logits(clip: &Clip, model: &str) -> Vec<f32> {
+    let r = reference(model);
+    let px = clip.prepare_image(&std::fs::read(fixtures().join(&r.images[0].path)).unwrap()).unwrap();
+    let labels = clip.label_set(&r.labels, &r.templates[..1]).unwrap();
+    rows(clip.logits(clip.image_embeddings(&[px]).unwrap(), &labels)).remove(0)
+}
+
+/// Everything `clip` computes, checked against the reference of `model`; `dir` names it.
+fn check_clip(device: &ComputeDevice, clip: &Clip, dir: &str, model: &str) {
     let r = reference(model);
     let what = |s: &str| format!("{dir} on {}: {s}", device.describe());
 
@@ -138,6 +173,22 @@ fn pytorch_bin_matches_transformers() {
     }
 }
 
+/// The model built from its weights as they arrive (the browser's download path), in pieces
+/// of every size from one byte to the whole file: the same parity, and the very logits of the
+/// whole-file loader.
+#[test]
+fn streamed_weights_match_transformers() {
+    let device = ComputeDevice::cpu();
+    for model in MODELS {
+        let whole = first_logits(&Clip::load_dir(&fixtures().join(model), &device.device).unwrap(), model);
+        for chunk in [1, 7, 4096, 65_536, usize::MAX] {
+            let clip = load_streamed(&device, model, chunk);
+            check_clip(&device, &clip, &format!("{model} streamed in {chunk}-byte pieces"), model);
+            assert_eq!(first_logits(&clip, model), whole, "{model} streamed in {chunk}-byte pieces");
+        }
+    }
+}
+
 /// `convert` turns a pytorch_model.bin into safetensors: the f16 checkpoint converted to f16
 /// is, byte for byte, the committed model.safetensors (which make_fixtures.py wrote with
 /// safetensors' own serializer); the f32 one keeps its integer position_ids.
@@ -172,6 +223,8 @@ fn wgpu_on_vulkan_matches_transformers() {
     }
     for model in MODELS {
         check_dir(&device, &format!("{model}-bin"), model);
+        let clip = load_streamed(&device, model, 4096);
+        check_clip(&device, &clip, &format!("{model} streamed"), model);
     }
 }
 

@@ -104,8 +104,13 @@ export function responseError(response, { file, repo, revision, url }) {
 /// `resumable`: the file may be resumed with Range after a cut (binary files, which no host
 /// compresses; a gzip body's ranges are of its compressed bytes, so text restarts instead).
 /// `firstResponse`: a response already obtained for `url` (its body unread).
-/// Returns {bytes, response} (the headers of the first successful response).
-export async function fetchBytes(url, { what, resumable = false, onProgress = () => {}, firstResponse = null }) {
+/// `sink`: instead of gathering the file, hand it over as it arrives: `sink.start({total,
+/// etag})` when the file starts (again, if it must restart from its first byte), then
+/// `await sink.write(chunk)` for each piece in order; an error the sink throws ends the
+/// download (it is not a network error to retry).
+/// Returns {bytes (null with a sink), length, response} (the headers of the first successful
+/// response).
+export async function fetchBytes(url, { what, resumable = false, onProgress = () => {}, firstResponse = null, sink = null }) {
   let buffer = null; // preallocated when the length is known
   let chunks = []; // otherwise
   let received = 0;
@@ -116,7 +121,11 @@ export async function fetchBytes(url, { what, resumable = false, onProgress = ()
   let lastError = null;
   const start = performance.now();
 
-  const keep = (value) => {
+  const keep = async (value) => {
+    if (sink) {
+      received += value.length;
+      return sink.write(value);
+    }
     if (buffer && received + value.length <= buffer.length) buffer.set(value, received);
     else {
       if (buffer) {
@@ -185,26 +194,38 @@ export async function fetchBytes(url, { what, resumable = false, onProgress = ()
       // since (If-Range did not match).
       restart();
       total = length;
-      if (total > 0) buffer = new Uint8Array(total);
+      if (sink) await sink.start({ total: response.headers.get("content-encoding") ? 0 : total, etag: tag || "" });
+      else if (total > 0) buffer = new Uint8Array(total);
     }
     if (tag && !tag.startsWith("W/")) etag = tag;
     if (response.redirected && response.url) resumeUrl = response.url;
 
     const reader = response.body.getReader();
     let lastReport = 0;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        keep(value);
-        const now = performance.now();
-        if (now - lastReport > 100) {
-          lastReport = now;
-          onProgress({ loaded: received, total: Math.max(total, received), rate: (received / (now - start)) * 1000, attempt });
-        }
+    let cut = false;
+    for (;;) {
+      let step;
+      try {
+        step = await reader.read();
+      } catch (e) {
+        lastError = e;
+        cut = true;
+        break;
       }
-    } catch (e) {
-      lastError = e;
+      if (step.done) break;
+      try {
+        await keep(step.value);
+      } catch (e) {
+        reader.cancel().catch(() => {});
+        throw e;
+      }
+      const now = performance.now();
+      if (now - lastReport > 100) {
+        lastReport = now;
+        onProgress({ loaded: received, total: Math.max(total, received), rate: (received / (now - start)) * 1000, attempt });
+      }
+    }
+    if (cut) {
       onProgress({ loaded: received, total: Math.max(total, received), attempt, interrupted: true });
       continue; // the connection dropped: resume (or restart) after a pause
     }
@@ -215,7 +236,7 @@ export async function fetchBytes(url, { what, resumable = false, onProgress = ()
     }
     const seconds = (performance.now() - start) / 1000;
     onProgress({ loaded: received, total: received, rate: seconds > 0 ? received / seconds : 0, done: true, attempt });
-    return { bytes: assemble(), response: head };
+    return { bytes: sink ? null : assemble(), length: received, response: head };
   }
   if (!head && lastError instanceof TypeError) throw await fetchFailure(url, what.file, start);
   const detail = lastError?.message ? ` (${lastError.message})` : "";

@@ -69,14 +69,18 @@ const handlers = {
   async load({ source }, id) {
     const t0 = performance.now();
     const files = source.kind === "files" ? await readLocalFiles(source.files, id) : await downloadFiles(source, id);
-    const text = (b) => (b ? new TextDecoder().decode(b) : undefined);
     progress(id, { stage: "loading", file: files.weightsName });
-    const info = clip.load(text(files["config.json"]), text(files["preprocessor_config.json"]), files["tokenizer.json"] ?? undefined, files.weights);
+    let info;
+    try {
+      info = clip.finishLoad(files.model);
+    } finally {
+      files.model.free();
+    }
     const loadMs = performance.now() - t0;
     progress(id, { stage: "warming" });
     const t1 = performance.now();
     await clip.warmUp();
-    return { ...info, loadMs, warmMs: performance.now() - t1, weightBytes: files.weights.length, weightsFile: files.weightsName, commit: files.commit ?? null, stored: files.stored };
+    return { ...info, loadMs, warmMs: performance.now() - t1, weightBytes: files.weightBytes, weightsFile: files.weightsName, commit: files.commit ?? null, stored: files.stored };
   },
 
   // Embedded a group of prompts at a time with progress; other requests (camera frames, with
@@ -243,14 +247,21 @@ async function downloadFiles(source, id) {
     if (out[name] !== undefined) continue;
     out[name] = await download(new URL(name, base).href, { ...what(name), why, optional: !required }, id, cache);
   }
-  for (const [i, { name, why }] of WEIGHTS.entries()) {
-    const last = i === WEIGHTS.length - 1;
-    const bytes = await download(new URL(name, base).href, { ...what(name), why, optional: !last, resumable: true }, id, cache, null, last ? `${source.repo ? `${source.repo} at ${source.revision}` : base} has neither model.safetensors nor pytorch_model.bin.` : null);
-    if (bytes) {
-      out.weights = bytes;
-      out.weightsName = name;
-      break;
+  const sink = modelSink(out);
+  try {
+    for (const [i, { name, why }] of WEIGHTS.entries()) {
+      const last = i === WEIGHTS.length - 1;
+      const got = await download(new URL(name, base).href, { ...what(name), why, optional: !last, resumable: true }, id, cache, null, last ? `${source.repo ? `${source.repo} at ${source.revision}` : base} has neither model.safetensors nor pytorch_model.bin.` : null, sink);
+      if (got) {
+        out.model = sink.load;
+        out.weightBytes = got.length;
+        out.weightsName = name;
+        break;
+      }
     }
+  } catch (e) {
+    sink.load?.free(); // the tensors loaded so far
+    throw e;
   }
   out.stored = !!cache && !storeFailed;
   return out;
@@ -270,20 +281,35 @@ async function forgetFiles(cache, base) {
 /// One file, from the cache when it is there (no request at all), else downloaded (with
 /// resumption and retries) and stored. An absent optional file gives null, remembered so a
 /// later offline visit asks nothing. `missing`: the message when a required file is absent.
-async function download(url, what, id, cache, firstResponse = null, missing = null) {
+/// Gives the file's bytes, or with a `sink` (see fetchBytes), hands them to it as they arrive
+/// (and to the cache at the same time) and gives {length}.
+async function download(url, what, id, cache, firstResponse = null, missing = null, sink = null) {
   const { file, why } = what;
   const hit = cache ? await cache.match(url) : undefined;
   if (hit && hit.status === 404) {
     if (what.optional) return null;
   } else if (hit) {
     const total = Number(hit.headers.get("content-length")) || 0;
-    return readStream(hit.body, total, file, id, { cached: true, why });
+    return readStream(hit.body, total, file, id, { cached: true, why }, sink);
   }
   progress(id, { file, why, loaded: 0, total: 0 });
+  let store = null;
+  const storing = sink && cache && !storeFailed && {
+    async start(info) {
+      store?.abort();
+      store = cacheWriter(cache, url, info);
+      return sink.start(info);
+    },
+    async write(chunk) {
+      await sink.write(chunk);
+      await store.write(chunk);
+    },
+  };
   let result;
   try {
-    result = await fetchBytes(url, { what, resumable: what.resumable, firstResponse, onProgress: (p) => progress(id, { file, why, ...p }) });
+    result = await fetchBytes(url, { what, resumable: what.resumable, firstResponse, sink: storing || sink, onProgress: (p) => progress(id, { file, why, ...p }) });
   } catch (e) {
+    store?.abort();
     if (e instanceof DownloadError && e.absent) {
       progress(id, { file, why, absent: true, done: true });
       if (what.optional) {
@@ -295,16 +321,99 @@ async function download(url, what, id, cache, firstResponse = null, missing = nu
     throw e;
   }
   const bytes = result.bytes;
-  if (bytes.length === 0) throw new DownloadError(`${file} from ${new URL(url).host} is empty (0 bytes): the file on the server is broken or was not uploaded completely.`);
+  if (result.length === 0) {
+    store?.abort();
+    throw new DownloadError(`${file} from ${new URL(url).host} is empty (0 bytes): the file on the server is broken or was not uploaded completely.`);
+  }
+  if (store) {
+    try {
+      await store.close();
+    } catch (e) {
+      storageFull(id, file, e);
+    }
+    return { length: result.length };
+  }
+  if (sink) return { length: result.length };
   if (cache && !storeFailed) {
     try {
       await cache.put(url, new Response(chunked(bytes), { headers: { "content-length": String(bytes.length), etag: result.response?.headers.get("etag") || "" } }));
     } catch (e) {
-      progress(id, { file, warning: `The model could not be stored for offline use (${errorMessage(e)}: browser storage may be full). It runs from memory now and will be downloaded again on the next visit.`, storageFull: true });
-      storeFailed = true;
+      storageFull(id, file, e);
     }
   }
   return bytes;
+}
+
+function storageFull(id, file, e) {
+  progress(id, { file, warning: `The model could not be stored for offline use (${errorMessage(e)}: browser storage may be full). It runs from memory now and will be downloaded again on the next visit.`, storageFull: true });
+  storeFailed = true;
+}
+
+/// Where the weights go as they arrive: into the engine (WebClip.beginLoad), which builds the
+/// model from a model.safetensors tensor by tensor, so the worker never holds the whole file.
+function modelSink(files) {
+  const text = (b) => (b ? new TextDecoder().decode(b) : undefined);
+  const sink = {
+    load: null,
+    start({ total }) {
+      sink.load?.free();
+      sink.load = clip.beginLoad(text(files["config.json"]), text(files["preprocessor_config.json"]), files["tokenizer.json"] ?? undefined, total || 0);
+    },
+    write(chunk) {
+      sink.load.push(chunk);
+    },
+  };
+  return sink;
+}
+
+/// A cache entry written while its file downloads: the body is a stream fed chunk by chunk.
+/// Its queue is bounded, so a slow disk slows the download rather than piling the file up in
+/// memory. `close()` resolves once the entry is stored; `abort()` drops it (a restarted or
+/// broken download is never stored).
+function cacheWriter(cache, url, { total, etag }) {
+  let controller;
+  let wake = null;
+  let failed = null;
+  const body = new ReadableStream(
+    {
+      start: (c) => (controller = c),
+      pull: () => {
+        wake?.();
+        wake = null;
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: 16 << 20 }),
+  );
+  const headers = { etag: etag || "" };
+  if (total) headers["content-length"] = String(total);
+  const stored = cache.put(url, new Response(body, { headers })).catch((e) => {
+    failed ||= e;
+    wake?.();
+  });
+  return {
+    async write(chunk) {
+      if (failed) return;
+      try {
+        controller.enqueue(chunk);
+      } catch (e) {
+        failed ||= e;
+        return;
+      }
+      while (!failed && controller.desiredSize <= 0) await new Promise((r) => (wake = r));
+    },
+    async close() {
+      if (!failed) controller.close();
+      await stored;
+      if (failed) throw failed;
+    },
+    abort() {
+      failed ||= new Error("aborted");
+      try {
+        controller.error(failed);
+      } catch {}
+      wake?.();
+    },
+  };
 }
 
 /// A body that hands `bytes` over a piece at a time. Chromium's Cache API often fails
@@ -330,32 +439,48 @@ async function readLocalFiles(files, id) {
   for (const { name, required, why } of MODEL_FILES) out[name] = await readLocal(files[name], name, required, id, why);
   const weights = WEIGHTS.find(({ name }) => files[name]);
   if (!weights) throw new Error("The local files lack the weights: a Hugging Face CLIP directory has config.json and model.safetensors (or pytorch_model.bin).");
-  out.weights = await readLocal(files[weights.name], weights.name, true, id, weights.why);
+  const sink = modelSink(out);
+  try {
+    out.weightBytes = (await readLocal(files[weights.name], weights.name, true, id, weights.why, sink)).length;
+  } catch (e) {
+    sink.load?.free();
+    throw e;
+  }
+  out.model = sink.load;
   out.weightsName = weights.name;
   return out;
 }
 
-async function readLocal(fileObj, file, required, id, why) {
+async function readLocal(fileObj, file, required, id, why, sink = null) {
   if (!fileObj) {
     if (required) throw new Error(`The local files lack ${file} (a Hugging Face CLIP directory has config.json and model.safetensors).`);
     return null;
   }
-  return readStream(fileObj.stream(), fileObj.size, file, id, { local: true, why });
+  return readStream(fileObj.stream(), fileObj.size, file, id, { local: true, why }, sink);
 }
 
-/// Read a local file or a cached response, with progress.
-async function readStream(stream, total, file, id, flags) {
+/// Read a local file or a cached response, with progress: its bytes, or with a `sink`, handed
+/// over as they come ({length}).
+async function readStream(stream, total, file, id, flags, sink = null) {
   const reader = stream.getReader();
-  let buffer = total ? new Uint8Array(total) : null;
+  let buffer = total && !sink ? new Uint8Array(total) : null;
   const chunks = [];
   let loaded = 0;
   const start = performance.now();
   let lastReport = 0;
   progress(id, { file, loaded: 0, total, ...flags });
+  if (sink) await sink.start({ total });
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    if (buffer && loaded + value.length <= buffer.length) buffer.set(value, loaded);
+    if (sink) {
+      try {
+        await sink.write(value);
+      } catch (e) {
+        reader.cancel().catch(() => {});
+        throw e;
+      }
+    } else if (buffer && loaded + value.length <= buffer.length) buffer.set(value, loaded);
     else {
       if (buffer) {
         chunks.push(buffer.subarray(0, loaded));
@@ -372,6 +497,7 @@ async function readStream(stream, total, file, id, flags) {
   }
   const seconds = (performance.now() - start) / 1000;
   progress(id, { file, loaded, total: loaded, rate: seconds > 0 ? loaded / seconds : 0, done: true, ...flags });
+  if (sink) return { length: loaded };
   if (buffer) return loaded === buffer.length ? buffer : buffer.subarray(0, loaded);
   const out = new Uint8Array(loaded);
   let offset = 0;

@@ -5,17 +5,21 @@
 //   (cd scripts/bench && npm install --ignore-scripts)      # transformers.js 4.3.1, pinned
 //   python scripts/bench/export_onnx.py MODEL_DIR           # the ONNX files transformers.js loads
 //   trunk build --release
-//   node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--webgpu] [--threads 1]
+//   node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu]
 //
 // MODEL_DIR is a Hugging Face CLIP directory (e.g. the random-weight ViT-B/32 that
 // scripts/parity_real_shapes.py writes). The CPU rows compare webclip's CPU backend (burn
 // flex, wasm SIMD128, one thread) with onnxruntime-web's wasm backend (SIMD, `--threads`
 // threads: 1 by default, as webclip has one). `--webgpu` adds both engines on WebGPU, which
 // in headless Chromium without a GPU is SwiftShader, a CPU emulation whose times say nothing
-// about GPUs. Results: a markdown table on stdout and target/bench/result.json.
+// about GPUs, but whose WebGPU work counts do: for every engine on WebGPU the page and the
+// worker count dispatches, submits, pipelines, buffers and bytes written and read back
+// (scripts/bench/gpu-counters.js, injected by this script only), per image and per prompt
+// batch. `--q8` adds transformers.js's q8 files on the CPU (its default without WebGPU).
+// Results: markdown tables on stdout and target/bench/result.json.
 
 import { execSync, spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createRequire } from "node:module";
 
@@ -25,9 +29,10 @@ const { chromium } = require("playwright-core");
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
-const modelDir = args.find((a, i) => !a.startsWith("--") && !["--runs", "--threads"].includes(args[i - 1]));
-if (!modelDir) throw new Error("usage: node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--webgpu] [--threads 1]");
+const modelDir = args.find((a, i) => !a.startsWith("--") && !["--runs", "--threads", "--gpu-runs"].includes(args[i - 1]));
+if (!modelDir) throw new Error("usage: node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu]");
 const RUNS = Number(opt("runs", 7));
+const GPU_RUNS = Number(opt("gpu-runs", 3));
 const THREADS = Number(opt("threads", 1));
 const PORT = 8790;
 const TEXTS = ["cat", "dog", "cup of coffee", "rocket", "astronaut", "bicycle", "red car", "mountain lake"].map((l) => `a photo of a ${l}.`);
@@ -48,22 +53,35 @@ const maxDiff = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
 const results = [];
 try {
   const flags = ["--no-sandbox", "--disable-dev-shm-usage", "--enable-unsafe-webgpu"];
-  const plan = [
-    ["runWebclip", { backend: "cpu" }],
-    ["runTransformersJs", { device: "wasm", threads: THREADS }],
-  ];
-  if (args.includes("--webgpu")) plan.push(["runWebclip", { backend: "webgpu" }], ["runTransformersJs", { device: "webgpu", threads: THREADS }]);
+  const plan = [];
+  if (!args.includes("--no-cpu")) {
+    plan.push(["runWebclip", { backend: "cpu" }], ["runTransformersJs", { device: "wasm", threads: THREADS }]);
+    if (args.includes("--q8")) plan.push(["runTransformersJs", { device: "wasm", threads: THREADS, dtype: "q8" }]);
+  }
+  if (args.includes("--webgpu")) {
+    plan.push(
+      ["runWebclip", { backend: "webgpu", runs: GPU_RUNS }],
+      ["runTransformersJs", { device: "webgpu", threads: THREADS, runs: GPU_RUNS }],
+    );
+  }
+  const counters = readFileSync(join(ROOT, "scripts/bench/gpu-counters.js"), "utf8");
   for (const [fn, extra] of plan) {
     // A fresh browser per engine, so neither inherits the other's memory or compiled code.
     const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: flags });
     try {
       const page = await browser.newPage();
+      // Count WebGPU work in the page and in webclip's worker (its script, prefixed).
+      await page.addInitScript({ content: counters });
+      await page.route("**/www/worker.js", async (route) => {
+        const response = await route.fetch();
+        await route.fulfill({ response, body: `${counters}\n${await response.text()}` });
+      });
       page.on("console", (m) => m.type() === "error" && console.error(`  [${fn}] ${m.text()}`));
       await page.goto(`http://127.0.0.1:${PORT}/bench/bench.html`);
       await page.waitForFunction(() => window.benchReady);
       const config = { model: "/models/bench/", image: "/samples/chelsea.png", texts: TEXTS, runs: RUNS, ...extra };
       const r = await page.evaluate(([fn, config]) => window[fn](config), [fn, config]);
-      console.error(`${r.engine} ${r.backend}: image ${median(r.imageTimes).toFixed(0)} ms, text ${median(r.textTimes).toFixed(0)} ms`);
+      console.error(`${r.engine} ${r.backend}${r.dtype ? ` ${r.dtype}` : ""}: image ${median(r.imageTimes).toFixed(0)} ms, text ${median(r.textTimes).toFixed(0)} ms`);
       results.push(r);
     } finally {
       await browser.close();
@@ -74,17 +92,36 @@ try {
 }
 
 const ref = results[0];
+const label = (r) => `${r.backend}${r.dtype && r.dtype !== "fp32" ? ` ${r.dtype}` : ""}${r.threads ? ` (${r.threads} thread${r.threads > 1 ? "s" : ""})` : ""}`;
 const rows = results.map((r) => {
   const textDiff = Math.max(...r.textEmbeddings.map((e, i) => maxDiff(e, ref.textEmbeddings[i])));
-  return `| ${r.engine} | ${r.backend}${r.threads ? ` (${r.threads} thread${r.threads > 1 ? "s" : ""})` : ""} | ${(r.loadMs / 1000).toFixed(1)} | ${r.imageFirst.toFixed(0)} | ${median(r.imageTimes).toFixed(0)} | ${Math.min(...r.imageTimes).toFixed(0)} | ${median(r.textTimes).toFixed(0)} | ${maxDiff(r.imageEmbedding, ref.imageEmbedding).toExponential(1)} | ${textDiff.toExponential(1)} |`;
+  return `| ${r.engine} | ${label(r)} | ${(r.loadMs / 1000).toFixed(1)} | ${r.imageFirst.toFixed(0)} | ${median(r.imageTimes).toFixed(0)} | ${Math.min(...r.imageTimes).toFixed(0)} | ${median(r.textTimes).toFixed(0)} | ${maxDiff(r.imageEmbedding, ref.imageEmbedding).toExponential(1)} | ${textDiff.toExponential(1)} |`;
 });
+// WebGPU work: per image and per batch of 8 prompts (a warm call), and what load + the
+// first calls created.
+const mb = (b) => (b / 1e6).toFixed(b < 1e6 ? 3 : 1);
+const gpuRows = results
+  .filter((r) => r.backend === "webgpu")
+  .flatMap((r) => [
+    ["image", r.imageWork],
+    ["8 prompts", r.textWork],
+  ].map(([what, w]) => `| ${r.engine} | ${what} | ${w.dispatches} | ${w.submits} | ${w.pipelines} | ${w.buffers} | ${mb(w.bytesWritten)} | ${w.readBacks} | ${mb(w.bytesRead)} |`)
+    .concat([`| ${r.engine} | load + first image + first prompts | ${r.loadWork.dispatches + r.imageFirstWork.dispatches + r.textFirstWork.dispatches} | ${r.loadWork.submits + r.imageFirstWork.submits + r.textFirstWork.submits} | ${r.loadWork.pipelines + r.imageFirstWork.pipelines + r.textFirstWork.pipelines} | ${r.loadWork.buffers + r.imageFirstWork.buffers + r.textFirstWork.buffers} | ${mb(r.loadWork.bytesWritten + r.imageFirstWork.bytesWritten + r.textFirstWork.bytesWritten)} | ${r.loadWork.readBacks + r.imageFirstWork.readBacks + r.textFirstWork.readBacks} | ${mb(r.loadWork.bytesRead + r.imageFirstWork.bytesRead + r.textFirstWork.bytesRead)} |`]));
 const table = [
-  `${execSync("/usr/bin/chromium --version", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()}, ${RUNS} runs after a cold one, model ${modelDir}`,
+  `${execSync("/usr/bin/chromium --version", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()}, ${RUNS} runs (WebGPU: ${GPU_RUNS}) after a cold one, model ${modelDir}`,
   "",
-  "| engine | backend | load (s) | first image (ms) | image, median (ms) | image, best (ms) | 8 prompts, median (ms) | image embedding vs webclip cpu | text embeddings vs webclip cpu |",
+  "| engine | backend | load (s) | first image (ms) | image, median (ms) | image, best (ms) | 8 prompts, median (ms) | image embedding vs first row | text embeddings vs first row |",
   "|---|---|---|---|---|---|---|---|---|",
   ...rows,
+  ...(gpuRows.length
+    ? [
+        "",
+        "| engine | WebGPU work | dispatches | submits | pipelines created | buffers created | MB written | read-backs | MB read back |",
+        "|---|---|---|---|---|---|---|---|---|",
+        ...gpuRows,
+      ]
+    : []),
 ].join("\n");
 console.log(table);
 mkdirSync(join(ROOT, "target/bench"), { recursive: true });
-writeFileSync(join(ROOT, "target/bench/result.json"), JSON.stringify({ runs: RUNS, results: results.map(({ imageEmbedding, textEmbeddings, ...r }) => r) }, null, 1));
+writeFileSync(join(ROOT, "target/bench/result.json"), JSON.stringify({ runs: RUNS, gpuRuns: GPU_RUNS, results: results.map(({ imageEmbedding, textEmbeddings, ...r }) => r) }, null, 1));

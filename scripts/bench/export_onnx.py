@@ -1,13 +1,14 @@
 """Give a Hugging Face CLIP directory the ONNX files transformers.js loads, for the benchmark.
 
-Run by hand (needs torch, transformers, onnx, onnxscript):
+Run by hand (needs torch, transformers, onnx, onnxscript, onnxruntime):
 
     python scripts/bench/export_onnx.py MODEL_DIR
 
 Writes MODEL_DIR/onnx/vision_model.onnx (pixel_values -> image_embeds) and
 MODEL_DIR/onnx/text_model.onnx (input_ids, attention_mask -> text_embeds), f32, with dynamic
-batch (and sequence) axes, plus the tokenizer files transformers.js wants. The weights are the
-directory's own model.safetensors, so both engines run the very same model.
+batch (and sequence) axes, their q8 versions (`*_quantized.onnx`), plus the tokenizer files
+transformers.js wants. The weights are the directory's own model.safetensors, so both engines
+run the very same model.
 """
 
 import json
@@ -37,6 +38,22 @@ class Text(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask):
         return self.m(input_ids=input_ids, attention_mask=attention_mask).text_embeds
+
+
+def quantize(out: Path) -> None:
+    """The q8 files transformers.js loads with `dtype: "q8"` (its default on the CPU):
+    onnxruntime's dynamic quantization of the weights to unsigned 8 bits, per tensor, as
+    transformers.js's conversion script writes them."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for name in ["vision_model", "text_model"]:
+        quantize_dynamic(
+            out / f"{name}.onnx",
+            out / f"{name}_quantized.onnx",
+            weight_type=QuantType.QUInt8,
+            per_channel=False,
+            reduce_range=False,
+        )
 
 
 def main() -> None:
@@ -73,6 +90,7 @@ def main() -> None:
     (model_dir / "tokenizer_config.json").write_text(
         json.dumps({"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True, "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"})
     )
+    quantize(out)
     for f in sorted(out.iterdir()):
         print(f, f"{f.stat().st_size / 1e6:.1f} MB")
 
