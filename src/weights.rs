@@ -164,19 +164,27 @@ impl Stored {
         }
     }
 
-    /// The tensor's values as f32, in burn's layout (Linear weights transposed on the host).
+    /// The tensor's values as f32, in burn's layout (Linear weights transposed on the host),
+    /// decoded and transposed in one pass into one new buffer.
     pub(crate) fn values(&self, raw: &RawTensor) -> Result<Vec<f32>, Error> {
         self.check(raw.dtype, &raw.shape)?;
-        let values = decode_f32(&self.name, raw)?;
         if !self.transpose {
-            return Ok(values);
+            return decode_f32(&self.name, raw);
         }
         let (rows, cols) = (self.shape[0], self.shape[1]); // [out, in]
-        let mut t = vec![0f32; values.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                t[c * rows + r] = values[r * cols + c];
+        let size = raw.dtype.bitsize() / 8;
+        let d: &[u8] = &raw.data;
+        let at = |i: usize| -> f32 {
+            let b = &d[i * size..];
+            match raw.dtype {
+                Dtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                Dtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+                _ => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
             }
+        };
+        let mut t = Vec::with_capacity(rows * cols);
+        for c in 0..cols {
+            t.extend((0..rows).map(|r| at(r * cols + c)));
         }
         Ok(t)
     }

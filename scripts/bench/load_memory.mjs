@@ -25,21 +25,27 @@ if (!weights) throw new Error(`${dir} holds no model.safetensors or pytorch_mode
 const server = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", String(port), "--root", join(ROOT, "dist"), "--model", `m=${dir}`], { stdio: ["ignore", "pipe", "inherit"] });
 await new Promise((ok) => server.stdout.on("data", (d) => String(d).includes("serving") && ok()));
 
-/// Resident memory (bytes) of every Chromium renderer process, summed.
-function rendererRss() {
-  let total = 0;
+/// Resident memory (bytes) of Chromium's renderer processes: `rss`, summed over all of them
+/// (it counts the shared library pages once per process), and `anon`, the private anonymous
+/// memory of the largest one (the page's: its JS and wasm heaps, with the worker's).
+function rendererMemory() {
+  let rss = 0;
+  let anon = 0;
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
       if (!cmd.includes("chromium") || !cmd.includes("--type=renderer")) continue;
-      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (rss) total += Number(rss[1]) * 1024;
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+      rss += kb("VmRSS");
+      anon = Math.max(anon, kb("RssAnon"));
     } catch {
       // the process ended meanwhile
     }
   }
-  return total;
+  return { rss, anon };
 }
+const rendererRss = () => rendererMemory().rss;
 
 const flags = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 if (backend === "webgpu") flags.push("--enable-unsafe-webgpu");
@@ -47,7 +53,12 @@ if (backend === "webgpu") flags.push("--enable-unsafe-webgpu");
 const profile = mkdtempSync(join(tmpdir(), "webclip-profile-"));
 const browser = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: flags });
 let peak = 0;
-const sampler = setInterval(() => (peak = Math.max(peak, rendererRss())), 100);
+let peakAnon = 0;
+const sampler = setInterval(() => {
+  const m = rendererMemory();
+  peak = Math.max(peak, m.rss);
+  peakAnon = Math.max(peakAnon, m.anon);
+}, 100);
 try {
   const page = browser.pages()[0] || (await browser.newPage());
   const t0 = Date.now();
@@ -63,7 +74,7 @@ try {
   const top = await page.$eval("#results .result .bars li", (li) => `${li.dataset.label} ${Number(li.dataset.probability).toFixed(3)}`);
   const size = statSync(join(dir, weights)).size;
   const gb = (n) => `${(n / 1e9).toFixed(2)} GB`;
-  console.log(`${weights} (${gb(size)}) on ${backend}: loaded in ${loadS.toFixed(1)} s; renderer RSS peak ${gb(peak)} (${(peak / size).toFixed(2)}× the file), after ${gb(rendererRss())}; top: ${top}`);
+  console.log(`${weights} (${gb(size)}) on ${backend}: loaded in ${loadS.toFixed(1)} s; renderer RSS peak ${gb(peak)} (${(peak / size).toFixed(2)}× the file), after ${gb(rendererRss())}; the page's renderer, private memory: peak ${gb(peakAnon)} (${(peakAnon / size).toFixed(2)}× the file), after ${gb(rendererMemory().anon)}; top: ${top}`);
 } finally {
   clearInterval(sampler);
   await browser.close();

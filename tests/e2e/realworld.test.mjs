@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, cpSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, cpSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -245,6 +245,40 @@ describe("a real visitor", { concurrency: false }, () => {
       assert.ok(keys.includes("https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/.webclip-commit"), keys.join("\n"));
 
       assertMatchesReference(await classifyUpload(page, "chelsea.png"), "chelsea.png");
+    } finally {
+      hub.setFault(null);
+      await b.close();
+    }
+  });
+
+  test("model.safetensors goes into the model as it downloads, through a cut, a changed file and a restart, and is stored whole", async () => {
+    const { b, page, log } = await browser();
+    try {
+      // The first CDN answer is cut after 1 MB; the resumption then answers with another
+      // file's bytes (another ETag, a range from 0): the download must start over, and the
+      // half-built model with it.
+      hub.setFault(({ host, method, range, count }) => {
+        if (host !== "cdn" || method !== "GET") return null;
+        if (count === 1 && !range) return { cutAfter: 1_000_000 };
+        if (count === 2 && range) return { status: 206, body: "abcde", headers: { "Content-Range": "bytes 0-4/*", ETag: '"another-file"' } };
+        return null;
+      });
+      const since = hub.requests.length;
+      await page.goto(`${BASE}/?model=openai/clip-vit-base-patch32@${PINNED}`);
+      await waitReady(page, log);
+      hub.setFault(null);
+
+      const cdn = hubRequests(since, (r) => r.host === "cdn" && r.method === "GET");
+      assert.deepEqual(cdn.map((r) => [r.headers.range ?? null, r.status]), [[null, 200], ["bytes=1000000-", 206], [null, 200]], JSON.stringify(cdn));
+      assert.match(await page.textContent("#model-info"), /model\.safetensors/);
+      assertMatchesReference(await classifyUpload(page, "chelsea.png"), "chelsea.png");
+
+      // The cache entry, written from the same stream, is the whole file (not the cut part,
+      // not the other file's bytes).
+      const url = `https://huggingface.co/openai/clip-vit-base-patch32/resolve/${PINNED}/model.safetensors`;
+      const stored = await page.evaluate(async (url) => (await (await (await caches.open("webclip-models-v1")).match(url)).arrayBuffer()).byteLength, url);
+      const size = statSync(join(FIX, "tiny-quickgelu/model.safetensors")).size;
+      assert.equal(stored, size);
     } finally {
       hub.setFault(null);
       await b.close();
