@@ -6,6 +6,7 @@
 //   python scripts/bench/export_onnx.py MODEL_DIR           # the ONNX files transformers.js loads
 //   trunk build --release
 //   node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu]
+//                                          [--only webclip|transformers.js] [--dist DIR]
 //
 // MODEL_DIR is a Hugging Face CLIP directory (e.g. the random-weight ViT-B/32 that
 // scripts/parity_real_shapes.py writes). The CPU rows compare webclip's CPU backend (burn
@@ -16,6 +17,8 @@
 // worker count dispatches, submits, pipelines, buffers and bytes written and read back
 // (scripts/bench/gpu-counters.js, injected by this script only), per image and per prompt
 // batch. `--q8` adds transformers.js's q8 files on the CPU (its default without WebGPU).
+// `--only` runs one engine (webclip alone needs no ONNX files: counting its WebGPU work on a
+// tiny model takes seconds); `--dist` serves another build of the app than dist/.
 // Results: markdown tables on stdout and target/bench/result.json.
 
 import { execSync, spawn } from "node:child_process";
@@ -29,8 +32,10 @@ const { chromium } = require("playwright-core");
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
-const modelDir = args.find((a, i) => !a.startsWith("--") && !["--runs", "--threads", "--gpu-runs"].includes(args[i - 1]));
-if (!modelDir) throw new Error("usage: node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu]");
+const modelDir = args.find((a, i) => !a.startsWith("--") && !["--runs", "--threads", "--gpu-runs", "--only", "--dist"].includes(args[i - 1]));
+const ONLY = opt("only", null);
+const DIST = resolve(opt("dist", join(ROOT, "dist")));
+if (!modelDir) throw new Error("usage: node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu] [--only webclip|transformers.js] [--dist DIR]");
 const RUNS = Number(opt("runs", 7));
 const GPU_RUNS = Number(opt("gpu-runs", 3));
 const THREADS = Number(opt("threads", 1));
@@ -39,7 +44,7 @@ const TEXTS = ["cat", "dog", "cup of coffee", "rocket", "astronaut", "bicycle", 
 const NM = join(ROOT, "scripts/bench/node_modules");
 
 const server = spawn(process.execPath, [
-  join(ROOT, "scripts/serve.mjs"), "--port", String(PORT), "--root", join(ROOT, "dist"),
+  join(ROOT, "scripts/serve.mjs"), "--port", String(PORT), "--root", DIST,
   "--model", `bench=${resolve(modelDir)}`,
   "--mount", `/bench/=${join(ROOT, "scripts/bench")}`,
   "--mount", `/tjs/=${join(NM, "@huggingface/transformers/dist")}`,
@@ -64,6 +69,7 @@ try {
       ["runTransformersJs", { device: "webgpu", threads: THREADS, runs: GPU_RUNS }],
     );
   }
+  if (ONLY) plan.splice(0, plan.length, ...plan.filter(([fn]) => (fn === "runWebclip" ? "webclip" : "transformers.js") === ONLY));
   const counters = readFileSync(join(ROOT, "scripts/bench/gpu-counters.js"), "utf8");
   for (const [fn, extra] of plan) {
     // A fresh browser per engine, so neither inherits the other's memory or compiled code.
@@ -123,5 +129,14 @@ const table = [
     : []),
 ].join("\n");
 console.log(table);
+// Which kernels the dispatches of one image go to: the entry points' names, without the
+// type and hash suffixes cubecl gives its variants (kernel_binop_c_f32_n_4_a68b8a0f: binop).
+const family = (name) => name.replace(/_[0-9a-f]{8}$/, "").replace(/_(c|t|e|f|in|lhs)_.*$/, "").replace(/^kernel_|_kernel$|_entry$/g, "");
+for (const r of results.filter((r) => r.backend === "webgpu")) {
+  const groups = {};
+  for (const [k, n] of Object.entries(r.imageWork.byKernel ?? {})) groups[family(k)] = (groups[family(k)] ?? 0) + n;
+  const top = Object.entries(groups).sort((a, b) => b[1] - a[1]);
+  console.log(`\n${r.engine}, dispatches per image by kernel: ${top.map(([k, n]) => `${k} ${n}`).join(", ")}`);
+}
 mkdirSync(join(ROOT, "target/bench"), { recursive: true });
 writeFileSync(join(ROOT, "target/bench/result.json"), JSON.stringify({ runs: RUNS, gpuRuns: GPU_RUNS, results: results.map(({ imageEmbedding, textEmbeddings, ...r }) => r) }, null, 1));

@@ -11,6 +11,12 @@
     buffers: 0, bytesAllocated: 0, bytesWritten: 0, readBacks: 0, bytesRead: 0, copies: 0,
   });
   let c = zero();
+  // Dispatches by kernel: each pipeline's label (or its shader module's), so a run shows which
+  // kernels the dispatches go to.
+  let byKernel = {};
+  const labels = new WeakMap();
+  const moduleLabels = new WeakMap();
+  const current = new WeakMap();
   const wrap = (proto, name, count) => {
     const original = proto?.[name];
     if (typeof original !== "function") return;
@@ -19,7 +25,12 @@
       return original.apply(this, args);
     };
   };
-  const dispatch = () => c.dispatches++;
+  const dispatch = (_, pass) => {
+    c.dispatches++;
+    const label = current.get(pass) || "?";
+    byKernel[label] = (byKernel[label] ?? 0) + 1;
+  };
+  wrap(GPUComputePassEncoder.prototype, "setPipeline", ([pipeline], pass) => current.set(pass, labels.get(pipeline)));
   wrap(GPUComputePassEncoder.prototype, "dispatchWorkgroups", dispatch);
   wrap(GPUComputePassEncoder.prototype, "dispatchWorkgroupsIndirect", dispatch);
   wrap(GPUCommandEncoder.prototype, "beginComputePass", () => c.computePasses++);
@@ -33,9 +44,35 @@
     const unit = data?.BYTES_PER_ELEMENT ?? 1;
     c.bytesWritten += size !== undefined ? size * unit : bytes - (dataOffset ?? 0) * unit;
   });
-  wrap(GPUDevice.prototype, "createComputePipeline", () => c.pipelines++);
-  wrap(GPUDevice.prototype, "createComputePipelineAsync", () => c.pipelines++);
-  wrap(GPUDevice.prototype, "createShaderModule", () => c.shaderModules++);
+  const pipelineLabel = (d) => d?.label || moduleLabels.get(d?.compute?.module) || "?";
+  for (const name of ["createComputePipeline", "createComputePipelineAsync"]) {
+    const original = GPUDevice.prototype[name];
+    GPUDevice.prototype[name] = function (descriptor) {
+      c.pipelines++;
+      const result = original.call(this, descriptor);
+      const label = pipelineLabel(descriptor);
+      if (result instanceof Promise) return result.then((p) => (labels.set(p, label), p));
+      labels.set(result, label);
+      return result;
+    };
+  }
+  const createShaderModule = GPUDevice.prototype.createShaderModule;
+  GPUDevice.prototype.createShaderModule = function (descriptor) {
+    c.shaderModules++;
+    const module = createShaderModule.call(this, descriptor);
+    // Without a label, the first function the WGSL defines after its helpers: the entry point.
+    const entry = /@compute[^]*?fn\s+(\w+)/.exec(descriptor?.code || "")?.[1];
+    moduleLabels.set(module, descriptor?.label || entry || "?");
+    // A shader the browser's WGSL compiler rejects: its messages, with the offending lines.
+    module.getCompilationInfo?.().then((info) => {
+      const errors = info.messages.filter((m) => m.type === "error");
+      if (!errors.length) return;
+      const lines = (descriptor.code || "").split("\n");
+      const what = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}\n    ${lines[m.lineNum - 1]?.trim()}`).join("\n");
+      console.error(`WGSL rejected (${descriptor?.label || entry}):\n${what}`);
+    });
+    return module;
+  };
   wrap(GPUDevice.prototype, "createBuffer", ([d]) => {
     c.buffers++;
     c.bytesAllocated += d?.size ?? 0;
@@ -48,12 +85,17 @@
     }
   });
   const scope = typeof window === "undefined" ? "worker" : "page";
-  globalThis.__gpuCounters = { reset: () => (c = zero()), snapshot: () => ({ ...c }) };
+  const snapshot = () => ({ ...c, byKernel: { ...byKernel } });
+  const reset = () => {
+    c = zero();
+    byKernel = {};
+  };
+  globalThis.__gpuCounters = { reset, snapshot };
   const channel = new BroadcastChannel("bench-gpu-counters");
   channel.onmessage = ({ data }) => {
     if (data?.op !== "reset" && data?.op !== "snapshot") return;
     // A reset answers with the counts it clears.
-    channel.postMessage({ reply: data.id, scope, counts: { ...c } });
-    if (data.op === "reset") c = zero();
+    channel.postMessage({ reply: data.id, scope, counts: snapshot() });
+    if (data.op === "reset") reset();
   };
 })();

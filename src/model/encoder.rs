@@ -6,10 +6,10 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::Activation;
 
@@ -69,14 +69,33 @@ impl ClipAttention {
         let head_dim = hidden / self.num_heads;
         // [batch, tokens, hidden] -> [batch, heads, tokens, head_dim]
         let heads = |t: Tensor<3>| t.reshape([batch, tokens, self.num_heads, head_dim]).swap_dims(1, 2);
+        let device = x.device();
         let q = heads(self.q_proj.forward(x.clone()));
         let k = heads(self.k_proj.forward(x.clone()));
         let v = heads(self.v_proj.forward(x));
         // softmax(q kᵀ / √head_dim) v, the causal mask hiding later tokens from earlier ones.
-        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: causal };
-        let out = attention(q, k, v, None, None, options);
+        let out = if device == Device::flex() {
+            // flex computes attention in one fused CPU kernel.
+            let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: causal };
+            attention(q, k, v, None, None, options)
+        } else {
+            // On the GPU burn's attention is, without autotune, a decomposition that also
+            // guards against fully masked rows (none here: every token sees itself) with two
+            // clamps, 4 kernels a layer. Spelled out, it is that much shorter, the mask is
+            // uploaded instead of built by kernels, and burn's fusion can merge its
+            // element-wise steps.
+            let scores = q.matmul(k.swap_dims(2, 3)) * (head_dim as f64).powf(-0.5);
+            let scores = if causal { scores + causal_mask(tokens, &device) } else { scores };
+            softmax(scores, 3).matmul(v)
+        };
         self.out_proj.forward(out.swap_dims(1, 2).reshape([batch, tokens, hidden]))
     }
+}
+
+/// `[1, 1, n, n]`: 0 where a token may look (itself and earlier ones), -∞ above the diagonal.
+fn causal_mask(n: usize, device: &Device) -> Tensor<4> {
+    let values: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
+    Tensor::from_data(TensorData::new(values, [1, 1, n, n]), device)
 }
 
 /// fc1 → activation → fc2.
