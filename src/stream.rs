@@ -281,8 +281,9 @@ impl ModuleVisitor for Planner {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let stored = self.at.key(&param.lazy_shape().dims::<D>());
-        self.wanted.insert(stored.name.clone(), stored);
+        for (stored, _) in self.at.stored(&param.lazy_shape().dims::<D>()) {
+            self.wanted.insert(stored.name.clone(), stored);
+        }
     }
 }
 
@@ -307,13 +308,17 @@ impl ModuleMapper for Filler<'_> {
             return param;
         }
         let expected: [usize; D] = param.lazy_shape().dims();
-        let stored = self.at.key(&expected);
-        match self.loaded.remove(&stored.name) {
-            Some(flat) => Param::initialized(param.id, flat.reshape(expected)),
-            None => {
-                self.error = Some(Error::MissingTensor(stored.name));
-                param
+        let mut parts = Vec::new();
+        for (stored, shape) in self.at.stored(&expected) {
+            match self.loaded.remove(&stored.name) {
+                Some(flat) => parts.push(flat.reshape::<D, _>(<[usize; D]>::try_from(shape).expect("rank D"))),
+                None => {
+                    self.error = Some(Error::MissingTensor(stored.name));
+                    return param;
+                }
             }
         }
+        let tensor = if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(parts, D - 1) };
+        Param::initialized(param.id, tensor)
     }
 }

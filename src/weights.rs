@@ -1,13 +1,14 @@
 //! Loading Hugging Face `model.safetensors` into the model, and converting between dtypes.
 //!
 //! The module tree uses the checkpoint's key names, so a parameter's path *is* its key, with
-//! three documented exceptions, all handled in [`Loader::load`]:
+//! four documented exceptions, all handled by [`KeyPath::stored`]:
 //!
 //! | burn parameter                    | checkpoint tensor        | why                              |
 //! |-----------------------------------|--------------------------|----------------------------------|
 //! | `<linear>.weight` `[in, out]`     | `<linear>.weight` `[out, in]` | burn multiplies `x · W`, torch `x · Wᵀ`: transposed on the host |
 //! | `<layer norm>.gamma` / `.beta`    | `<layer norm>.weight` / `.bias` | burn's LayerNorm field names |
 //! | `logit_scale` `[1]`               | `logit_scale` `[]`       | burn has no 0-d tensors          |
+//! | `self_attn.qkv_proj.{weight,bias}` | `self_attn.{q,k,v}_proj.{weight,bias}` | one matmul for q, k and v: the three concatenated along the output dimension, in that order |
 //!
 //! Extra tensors (e.g. `position_ids` in older checkpoints) are ignored. Each tensor is decoded
 //! to f32 on the host and moved to the device before the next is read, so peak memory stays
@@ -125,12 +126,30 @@ impl KeyPath {
         self.containers.pop();
     }
 
-    /// The current parameter's checkpoint key and its stored shape (`expected` is burn's);
-    /// `transpose` when the stored tensor is a torch Linear weight (`[out, in]`).
-    pub(crate) fn key(&self, expected: &[usize]) -> Stored {
+    /// Where the current parameter (`expected` is its burn shape) is stored: one checkpoint
+    /// tensor, or for the fused `qkv_proj` three, whose burn shapes split `expected`'s last
+    /// dimension and which are concatenated along it.
+    pub(crate) fn stored(&self, expected: &[usize]) -> Vec<(Stored, Vec<usize>)> {
+        let n = self.path.len();
         let field = self.path.last().map(String::as_str).unwrap_or_default();
         let parent = self.containers.last().map(String::as_str).unwrap_or_default();
-        let prefix = self.path[..self.path.len().saturating_sub(1)].join(".");
+        if n >= 2 && self.path[n - 2] == "qkv_proj" {
+            let mut part = expected.to_vec();
+            if let Some(last) = part.last_mut() {
+                *last /= 3;
+            }
+            let base = self.path[..n - 2].join(".");
+            return ["q_proj", "k_proj", "v_proj"]
+                .into_iter()
+                .map(|p| (Self::at(&format!("{base}.{p}"), parent, field, &part), part.clone()))
+                .collect();
+        }
+        vec![(Self::at(&self.path[..n.saturating_sub(1)].join("."), parent, field, expected), expected.to_vec())]
+    }
+
+    /// The checkpoint key and stored shape of field `field` of a `parent` module at `prefix`;
+    /// `transpose` when the stored tensor is a torch Linear weight (`[out, in]`).
+    fn at(prefix: &str, parent: &str, field: &str, expected: &[usize]) -> Stored {
         let key = |leaf: &str| if prefix.is_empty() { leaf.to_string() } else { format!("{prefix}.{leaf}") };
         let (name, transpose) = match (parent, field) {
             ("Struct:Linear", "weight") => (key("weight"), true),
@@ -200,11 +219,14 @@ struct Loader<'s, S> {
 
 impl<S: TensorSource> Loader<'_, S> {
     fn load<const D: usize>(&self, expected: [usize; D]) -> Result<Tensor<D>, Error> {
-        let stored = self.at.key(&expected);
-        let raw = self.source.tensor(&stored.name)?.ok_or_else(|| Error::MissingTensor(stored.name.clone()))?;
-        let values = stored.values(&raw)?;
-        drop(raw);
-        Ok(Tensor::<D>::from_data(TensorData::new(values, expected), &self.device))
+        let mut parts = Vec::new();
+        for (stored, shape) in self.at.stored(&expected) {
+            let raw = self.source.tensor(&stored.name)?.ok_or_else(|| Error::MissingTensor(stored.name.clone()))?;
+            let values = stored.values(&raw)?;
+            drop(raw);
+            parts.push(Tensor::<D>::from_data(TensorData::new(values, shape), &self.device));
+        }
+        Ok(if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(parts, D - 1) })
     }
 }
 

@@ -1,7 +1,8 @@
 //! The transformer encoder both towers share: pre-LayerNorm blocks of self-attention and an MLP.
 //!
 //! Mirrors transformers' `CLIPEncoder` / `CLIPEncoderLayer` / `CLIPAttention` / `CLIPMLP`; the
-//! field names are the checkpoint's key names (`layers.3.self_attn.q_proj.weight`, ...). The two
+//! field names are the checkpoint's key names (`layers.3.self_attn.out_proj.weight`, ...; q, k
+//! and v are one `qkv_proj`, filled from the checkpoint's three). The two
 //! towers differ only in the causal mask, which the text tower asks for.
 
 use burn::module::Module;
@@ -36,9 +37,7 @@ impl EncoderShape {
         let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
         ClipEncoderLayer {
             self_attn: ClipAttention {
-                k_proj: linear(d, d),
-                v_proj: linear(d, d),
-                q_proj: linear(d, d),
+                qkv_proj: linear(d, 3 * d),
                 out_proj: linear(d, d),
                 num_heads: self.num_attention_heads,
             },
@@ -53,12 +52,12 @@ impl EncoderShape {
     }
 }
 
-/// Multi-head self-attention with separate q/k/v projections, as CLIP's checkpoints store them.
+/// Multi-head self-attention. The checkpoint's `q_proj`, `k_proj` and `v_proj` are one
+/// Linear here, `qkv_proj`, concatenated at load (see [`crate::weights`]): one matmul and one
+/// bias add instead of three each.
 #[derive(Module, Debug)]
 pub struct ClipAttention {
-    pub k_proj: Linear,
-    pub v_proj: Linear,
-    pub q_proj: Linear,
+    pub qkv_proj: Linear,
     pub out_proj: Linear,
     num_heads: usize,
 }
@@ -67,12 +66,12 @@ impl ClipAttention {
     pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
         let [batch, tokens, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        // [batch, tokens, hidden] -> [batch, heads, tokens, head_dim]
-        let heads = |t: Tensor<3>| t.reshape([batch, tokens, self.num_heads, head_dim]).swap_dims(1, 2);
         let device = x.device();
-        let q = heads(self.q_proj.forward(x.clone()));
-        let k = heads(self.k_proj.forward(x.clone()));
-        let v = heads(self.v_proj.forward(x));
+        // [batch, tokens, 3 · hidden] -> 3 × [batch, heads, tokens, head_dim]
+        let qkv =
+            self.qkv_proj.forward(x).reshape([batch, tokens, 3, self.num_heads, head_dim]).permute([2, 0, 3, 1, 4]);
+        let mut qkv = qkv.chunk(3, 0).into_iter().map(|t| t.squeeze_dim::<4>(0));
+        let (q, k, v) = (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap());
         // softmax(q kᵀ / √head_dim) v, the causal mask hiding later tokens from earlier ones.
         let out = if device == Device::flex() {
             // flex computes attention in one fused CPU kernel.
