@@ -13,6 +13,7 @@ mod error;
 pub mod model;
 pub mod preprocess;
 pub mod pytorch;
+pub mod quant;
 pub mod stream;
 pub mod tokenizer;
 #[cfg(target_family = "wasm")]

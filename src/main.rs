@@ -50,6 +50,10 @@ mod cli {
         /// Hugging Face CLIP directory: config.json, model.safetensors or pytorch_model.bin [, tokenizer.json, preprocessor_config.json].
         #[arg(long, value_name = "DIR")]
         model: PathBuf,
+        /// The weights file in DIR, when it holds several (such as model.q8.safetensors next to
+        /// model.safetensors). Default: model.safetensors, else pytorch_model.bin, else model.q8.safetensors.
+        #[arg(long, value_name = "FILE")]
+        weights: Option<String>,
         /// Where to run: cpu (burn flex) or wgpu (GPU through Vulkan/Metal/DX12).
         #[arg(long, default_value = "cpu", value_name = "cpu|wgpu")]
         backend: String,
@@ -130,8 +134,8 @@ mod cli {
 
     #[derive(Args)]
     struct ConvertArgs {
-        /// Target float type.
-        #[arg(long, value_name = "f16|bf16|f32")]
+        /// Target type: a float type, or q8 (8-bit Linear weights and embeddings, a quarter of f32's size).
+        #[arg(long, value_name = "f16|bf16|f32|q8")]
         dtype: String,
         /// model.safetensors, or a PyTorch pytorch_model.bin.
         #[arg(value_name = "IN")]
@@ -200,8 +204,14 @@ mod cli {
 
     fn load(args: &ModelArgs) -> Result<Clip, Error> {
         let kind: BackendKind = args.backend.parse()?;
-        let device = ComputeDevice::new(kind)?;
-        Clip::load_dir(&args.model, &device.device)
+        load_on(args, &ComputeDevice::new(kind)?)
+    }
+
+    fn load_on(args: &ModelArgs, device: &ComputeDevice) -> Result<Clip, Error> {
+        match &args.weights {
+            Some(name) => Clip::load_dir_with(&args.model, name, &device.device),
+            None => Clip::load_dir(&args.model, &device.device),
+        }
     }
 
     fn decode_image(path: &Path, upright: bool) -> Result<webclip::preprocess::Rgb8, Error> {
@@ -334,10 +344,9 @@ mod cli {
         } else {
             a.prompts.clone()
         };
-        let kind: BackendKind = a.model.backend.parse()?;
-        let device = ComputeDevice::new(kind)?;
+        let device = ComputeDevice::new(a.model.backend.parse()?)?;
         let t = std::time::Instant::now();
-        let clip = Clip::load_dir(&a.model.model, &device.device)?;
+        let clip = load_on(&a.model, &device)?;
         let load_ms = t.elapsed().as_secs_f64() * 1000.0;
         let report = webclip::bench::bench(&clip, &image, &prompts, a.batch, a.runs)?;
         let (median, min) = (report.median(), report.min());

@@ -16,7 +16,8 @@ use safetensors::Dtype;
 use crate::Error;
 use crate::config::ClipConfig;
 use crate::model::ClipModel;
-use crate::weights::{KeyPath, RawTensor, Stored};
+use crate::quant::QuantMatrix;
+use crate::weights::{KeyPath, Quantized, RawTensor, Stored, decode_f32};
 
 /// A header longer than this is not a CLIP checkpoint's (B/32's is 26 KB).
 const MAX_HEADER: u64 = 100_000_000;
@@ -31,6 +32,15 @@ pub struct WeightStream {
     received: u64,
     /// Tensors already on the device, flat, by checkpoint key.
     loaded: HashMap<String, Tensor<1>>,
+    /// Every checkpoint key of a parameter stored as several (q, k and v), by each of them.
+    groups: HashMap<String, Vec<String>>,
+    /// 8-bit tensors waiting for their scales, or the other way round, by checkpoint key.
+    quant_values: HashMap<String, Vec<u8>>,
+    quant_scales: HashMap<String, Vec<f32>>,
+    /// 8-bit Linear weights waiting for the rest of their parameter (q, k and v).
+    matrices: HashMap<String, QuantMatrix>,
+    /// 8-bit Linear weights on the device, by the first checkpoint key of their parameter.
+    quant_loaded: HashMap<String, Tensor<2>>,
     device: Device,
 }
 
@@ -57,9 +67,9 @@ enum Pending {
 }
 
 impl Pending {
-    fn for_entry(entry: &Entry, stored: &Stored) -> Self {
+    fn for_entry(entry: &Entry, transpose: bool) -> Self {
         let bytes = entry.end - entry.start;
-        if entry.dtype == Dtype::F32 && !stored.transpose && cfg!(target_endian = "little") {
+        if entry.dtype == Dtype::F32 && !transpose && cfg!(target_endian = "little") {
             Self::F32 { values: vec![0f32; bytes / 4], filled: 0 }
         } else {
             Self::Raw(Vec::with_capacity(bytes))
@@ -86,8 +96,18 @@ struct Entry {
     shape: Vec<usize>,
     start: usize,
     end: usize,
-    /// `false` for tensors the model has no use for (such as `position_ids`): skipped.
-    wanted: bool,
+    role: Role,
+}
+
+/// What a tensor of the file is to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    /// Of no use to it (such as `position_ids`): skipped.
+    Skip,
+    /// A parameter, or one of the parameter's parts.
+    Param,
+    /// The scales of this 8-bit parameter.
+    Scales(String),
 }
 
 impl WeightStream {
@@ -95,7 +115,7 @@ impl WeightStream {
     pub fn new(config: &ClipConfig, device: &Device) -> Result<Self, Error> {
         config.validate()?;
         let skeleton = config.init(device);
-        let mut planner = Planner { at: KeyPath::default(), wanted: HashMap::new() };
+        let mut planner = Planner { at: KeyPath::default(), wanted: HashMap::new(), groups: HashMap::new() };
         skeleton.visit(&mut planner);
         Ok(Self {
             skeleton,
@@ -103,6 +123,11 @@ impl WeightStream {
             state: State::Length(Vec::with_capacity(8)),
             received: 0,
             loaded: HashMap::new(),
+            groups: planner.groups,
+            quant_values: HashMap::new(),
+            quant_scales: HashMap::new(),
+            matrices: HashMap::new(),
+            quant_loaded: HashMap::new(),
             device: device.clone(),
         })
     }
@@ -154,9 +179,10 @@ impl WeightStream {
                         ));
                     };
                     let take = (entry.end - *at).min(bytes.len());
-                    if entry.wanted {
+                    if entry.role != Role::Skip {
                         if *at == entry.start {
-                            *pending = Pending::for_entry(entry, &self.wanted[&entry.name]);
+                            let transpose = self.wanted.get(&entry.name).is_some_and(|s| s.transpose);
+                            *pending = Pending::for_entry(entry, transpose);
                         }
                         pending.extend(&bytes[..take]);
                     }
@@ -190,7 +216,12 @@ impl WeightStream {
                 }
             }));
         }
-        let mut filler = Filler { at: KeyPath::default(), loaded: &mut self.loaded, error: None };
+        let mut filler = Filler {
+            at: KeyPath::default(),
+            loaded: &mut self.loaded,
+            quant_loaded: &mut self.quant_loaded,
+            error: None,
+        };
         let model = self.skeleton.map(&mut filler);
         match filler.error {
             Some(e) => Err(e),
@@ -203,6 +234,8 @@ impl WeightStream {
         let metadata: safetensors::tensor::Metadata = serde_json::from_slice(json)
             .map_err(|e| Error::WeightsFile(format!("the header is not valid safetensors JSON ({e})")))?;
         let mut tensors: Vec<(usize, Entry)> = Vec::new();
+        // Scale key → the 8-bit tensor it scales.
+        let mut scale_roles: HashMap<String, String> = HashMap::new();
         for (name, info) in metadata.tensors() {
             let (start, end) = info.data_offsets;
             let numel: Option<usize> = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
@@ -210,14 +243,25 @@ impl WeightStream {
             if end < start || bytes != Some(end - start) {
                 return Err(Error::WeightsFile(format!("tensor {name} has inconsistent offsets (corrupt header)")));
             }
-            let wanted = match self.wanted.get(&name) {
+            let role = match self.wanted.get(&name) {
                 Some(stored) => {
                     stored.check(info.dtype, &info.shape)?;
-                    true
+                    if info.dtype == Dtype::I8 {
+                        let key = crate::quant::scale_key(&name);
+                        let scales = metadata.info(&key).ok_or_else(|| Error::MissingTensor(key.clone()))?;
+                        stored.check_scales(scales.dtype, &scales.shape)?;
+                        scale_roles.insert(key, name.clone());
+                    }
+                    Role::Param
                 }
-                None => false,
+                None => Role::Skip,
             };
-            tensors.push((start, Entry { name, dtype: info.dtype, shape: info.shape.clone(), start, end, wanted }));
+            tensors.push((start, Entry { name, dtype: info.dtype, shape: info.shape.clone(), start, end, role }));
+        }
+        for (_, e) in &mut tensors {
+            if let Some(of) = scale_roles.remove(&e.name) {
+                e.role = Role::Scales(of);
+            }
         }
         // Back to back, in offset order, as safetensors writes them (and its reader requires).
         tensors.sort_by_key(|(start, e)| (*start, e.end));
@@ -240,26 +284,71 @@ impl WeightStream {
     /// Move every complete tensor at the front of the queue to the device (several when some
     /// are empty).
     fn take_complete(&mut self) -> Result<(), Error> {
-        let State::Data { tensors, next, at, pending } = &mut self.state else { return Ok(()) };
-        while let Some(entry) = tensors.get(*next) {
+        loop {
+            let State::Data { tensors, next, at, pending } = &mut self.state else { return Ok(()) };
+            let Some(entry) = tensors.get(*next) else { return Ok(()) };
             if *at != entry.end {
-                break;
+                return Ok(());
             }
-            if entry.wanted {
-                let stored = &self.wanted[&entry.name];
-                let raw =
-                    |data: Vec<u8>| RawTensor { dtype: entry.dtype, shape: entry.shape.clone(), data: data.into() };
-                let values = match std::mem::take(pending) {
-                    Pending::F32 { values, .. } => values,
-                    Pending::Raw(data) => stored.values(&raw(data))?,
-                    // An empty tensor: no byte of it ever arrived.
-                    Pending::None => stored.values(&raw(Vec::new()))?,
-                };
-                let n = values.len();
-                self.loaded
-                    .insert(entry.name.clone(), Tensor::<1>::from_data(TensorData::new(values, [n]), &self.device));
-            }
+            let (name, dtype, shape, role) = (entry.name.clone(), entry.dtype, entry.shape.clone(), entry.role.clone());
+            let taken = std::mem::take(pending);
             *next += 1;
+            let raw = |data: Vec<u8>| RawTensor { dtype, shape: shape.clone(), data: data.into() };
+            let bytes = |taken: Pending| match taken {
+                Pending::F32 { values, .. } => bytemuck::cast_slice(&values).to_vec(),
+                Pending::Raw(data) => data,
+                // An empty tensor: no byte of it ever arrived.
+                Pending::None => Vec::new(),
+            };
+            match role {
+                Role::Skip => {}
+                Role::Scales(of) => {
+                    let scales = decode_f32(&name, &raw(bytes(taken)))?;
+                    self.quant_scales.insert(of.clone(), scales);
+                    self.take_quantized(of)?;
+                }
+                Role::Param if dtype == Dtype::I8 => {
+                    self.quant_values.insert(name.clone(), bytes(taken));
+                    self.take_quantized(name)?;
+                }
+                Role::Param => {
+                    let values = match taken {
+                        Pending::F32 { values, .. } => values,
+                        taken => self.wanted[&name].values(&raw(bytes(taken)))?,
+                    };
+                    self.put(name, values);
+                }
+            }
+        }
+    }
+
+    /// A tensor's f32 values, to the device.
+    fn put(&mut self, name: String, values: Vec<f32>) {
+        let n = values.len();
+        self.loaded.insert(name, Tensor::<1>::from_data(TensorData::new(values, [n]), &self.device));
+    }
+
+    /// Once an 8-bit tensor and its scales are both in: widened to the device, or kept as a
+    /// matrix until the rest of its parameter is in, then to the device 8-bit.
+    fn take_quantized(&mut self, name: String) -> Result<(), Error> {
+        if !(self.quant_values.contains_key(&name) && self.quant_scales.contains_key(&name)) {
+            return Ok(());
+        }
+        let (Some(data), Some(scales)) = (self.quant_values.remove(&name), self.quant_scales.remove(&name)) else {
+            return Ok(());
+        };
+        let stored = &self.wanted[&name];
+        let raw = RawTensor { dtype: Dtype::I8, shape: stored.shape.clone(), data: data.into() };
+        match stored.quantized(&raw, scales)? {
+            Quantized::Values(values) => self.put(name, values),
+            Quantized::Matrix(matrix) => {
+                self.matrices.insert(name.clone(), matrix);
+                let group = self.groups.get(&name).cloned().unwrap_or_else(|| vec![name]);
+                if group.iter().all(|k| self.matrices.contains_key(k)) {
+                    let parts = group.iter().filter_map(|k| self.matrices.remove(k)).collect();
+                    self.quant_loaded.insert(group[0].clone(), QuantMatrix::stack(parts).to_device(&self.device));
+                }
+            }
         }
         Ok(())
     }
@@ -269,6 +358,7 @@ impl WeightStream {
 struct Planner {
     at: KeyPath,
     wanted: HashMap<String, Stored>,
+    groups: HashMap<String, Vec<String>>,
 }
 
 impl ModuleVisitor for Planner {
@@ -281,7 +371,10 @@ impl ModuleVisitor for Planner {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        for (stored, _) in self.at.stored(&param.lazy_shape().dims::<D>()) {
+        let parts = self.at.stored(&param.lazy_shape().dims::<D>());
+        let names: Vec<String> = parts.iter().map(|(s, _)| s.name.clone()).collect();
+        for (stored, _) in parts {
+            self.groups.insert(stored.name.clone(), names.clone());
             self.wanted.insert(stored.name.clone(), stored);
         }
     }
@@ -291,6 +384,7 @@ impl ModuleVisitor for Planner {
 struct Filler<'a> {
     at: KeyPath,
     loaded: &'a mut HashMap<String, Tensor<1>>,
+    quant_loaded: &'a mut HashMap<String, Tensor<2>>,
     error: Option<Error>,
 }
 
@@ -308,8 +402,13 @@ impl ModuleMapper for Filler<'_> {
             return param;
         }
         let expected: [usize; D] = param.lazy_shape().dims();
+        let stored = self.at.stored(&expected);
+        if let Some(matrix) = stored.first().and_then(|(s, _)| self.quant_loaded.remove(&s.name)) {
+            // An 8-bit Linear weight: rank 2 whatever D says.
+            return Param::initialized(param.id, Tensor::from_dispatch(matrix.into_dispatch()));
+        }
         let mut parts = Vec::new();
-        for (stored, shape) in self.at.stored(&expected) {
+        for (stored, shape) in stored {
             match self.loaded.remove(&stored.name) {
                 Some(flat) => parts.push(flat.reshape::<D, _>(<[usize; D]>::try_from(shape).expect("rank D"))),
                 None => {

@@ -24,6 +24,7 @@ use safetensors::{Dtype, SafeTensors};
 use crate::Error;
 use crate::config::ClipConfig;
 use crate::model::ClipModel;
+use crate::quant::QuantMatrix;
 
 /// One stored tensor: its dtype, shape and little-endian bytes (borrowed from a file in
 /// memory, or copied out of one that is not, such as a browser's ArrayBuffer).
@@ -179,8 +180,37 @@ impl Stored {
         }
         match dtype {
             Dtype::F32 | Dtype::F16 | Dtype::BF16 => Ok(()),
+            Dtype::I8 if crate::quant::quantizable(shape) => Ok(()),
             other => Err(Error::Dtype { name: self.name.clone(), dtype: format!("{other:?}") }),
         }
+    }
+
+    /// Check the scales of an 8-bit tensor (see [`crate::quant`]).
+    pub(crate) fn check_scales(&self, dtype: Dtype, shape: &[usize]) -> Result<(), Error> {
+        let name = crate::quant::scale_key(&self.name);
+        let expected = crate::quant::scale_shape(&self.shape);
+        if shape != expected.as_slice() {
+            return Err(Error::Shape { name, found: shape.to_vec(), expected });
+        }
+        match dtype {
+            Dtype::F32 | Dtype::F16 | Dtype::BF16 => Ok(()),
+            other => Err(Error::Dtype { name, dtype: format!("{other:?}") }),
+        }
+    }
+
+    /// An 8-bit tensor with its scales: a Linear weight stays 8-bit, as a matrix in the
+    /// checkpoint's `[out, in]`; anything else is widened to f32 values in burn's layout.
+    pub(crate) fn quantized(&self, raw: &RawTensor, scales: Vec<f32>) -> Result<Quantized, Error> {
+        self.check(raw.dtype, &raw.shape)?;
+        let values: &[i8] = bytemuck::cast_slice(&raw.data);
+        if self.transpose {
+            let matrix = QuantMatrix::new(&self.name, values.to_vec(), scales, self.shape[0], self.shape[1])?;
+            return Ok(Quantized::Matrix(matrix));
+        }
+        if scales.len() * crate::quant::BLOCK != values.len() {
+            return Err(Error::WeightsFile(format!("tensor {} does not match its scales", self.name)));
+        }
+        Ok(Quantized::Values(crate::quant::dequantize(values, &scales)))
     }
 
     /// The tensor's values as f32, in burn's layout (Linear weights transposed on the host),
@@ -209,6 +239,12 @@ impl Stored {
     }
 }
 
+/// An 8-bit tensor as loaded: kept 8-bit, or widened.
+pub(crate) enum Quantized {
+    Matrix(QuantMatrix),
+    Values(Vec<f32>),
+}
+
 /// Walks the module tree; each parameter is replaced by the tensor stored under its key.
 struct Loader<'s, S> {
     source: &'s S,
@@ -220,13 +256,41 @@ struct Loader<'s, S> {
 impl<S: TensorSource> Loader<'_, S> {
     fn load<const D: usize>(&self, expected: [usize; D]) -> Result<Tensor<D>, Error> {
         let mut parts = Vec::new();
+        let mut matrices = Vec::new();
         for (stored, shape) in self.at.stored(&expected) {
             let raw = self.source.tensor(&stored.name)?.ok_or_else(|| Error::MissingTensor(stored.name.clone()))?;
-            let values = stored.values(&raw)?;
+            let values = if raw.dtype == Dtype::I8 {
+                stored.check(raw.dtype, &raw.shape)?;
+                match stored.quantized(&raw, self.scales(&stored)?)? {
+                    Quantized::Matrix(m) => {
+                        matrices.push(m);
+                        continue;
+                    }
+                    Quantized::Values(values) => values,
+                }
+            } else {
+                stored.values(&raw)?
+            };
             drop(raw);
             parts.push(Tensor::<D>::from_data(TensorData::new(values, shape), &self.device));
         }
+        if !matrices.is_empty() {
+            if !parts.is_empty() {
+                return Err(Error::WeightsFile("q, k and v must be all 8-bit or all float".into()));
+            }
+            let matrix = QuantMatrix::stack(matrices).to_device(&self.device);
+            // A Linear weight: rank 2 whatever D says.
+            return Ok(Tensor::from_dispatch(matrix.into_dispatch()));
+        }
         Ok(if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(parts, D - 1) })
+    }
+
+    /// The scales of the 8-bit tensor `stored`, as f32.
+    fn scales(&self, stored: &Stored) -> Result<Vec<f32>, Error> {
+        let key = crate::quant::scale_key(&stored.name);
+        let raw = self.source.tensor(&key)?.ok_or_else(|| Error::MissingTensor(key.clone()))?;
+        stored.check_scales(raw.dtype, &raw.shape)?;
+        decode_f32(&key, &raw)
     }
 }
 
@@ -255,12 +319,14 @@ impl<S: TensorSource> ModuleMapper for Loader<'_, S> {
     }
 }
 
-/// The float types `convert` writes.
+/// The types `convert` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloatType {
     F32,
     F16,
     BF16,
+    /// webclip's 8-bit layout ([`crate::quant`]); tensors it does not cover stay f32.
+    Q8,
 }
 
 impl std::str::FromStr for FloatType {
@@ -270,7 +336,8 @@ impl std::str::FromStr for FloatType {
             "f32" | "float32" => Ok(Self::F32),
             "f16" | "float16" | "half" => Ok(Self::F16),
             "bf16" | "bfloat16" => Ok(Self::BF16),
-            _ => Err(Error::Input(format!("unknown dtype {s:?}: use f16, bf16 or f32"))),
+            "q8" | "int8" => Ok(Self::Q8),
+            _ => Err(Error::Input(format!("unknown dtype {s:?}: use f16, bf16, f32 or q8"))),
         }
     }
 }
@@ -278,6 +345,7 @@ impl std::str::FromStr for FloatType {
 /// Rewrite a weights file (safetensors, or a PyTorch `pytorch_model.bin`) as safetensors with
 /// every float tensor stored as `to`; other tensors (integer `position_ids`) are kept, and so is
 /// a safetensors file's metadata. Values beyond f16's range are an error, not a silent infinity.
+/// An 8-bit file cannot be converted again: its precision is gone.
 pub fn convert(bytes: &[u8], to: FloatType) -> Result<Vec<u8>, Error> {
     match crate::pytorch::WeightsFormat::detect(bytes) {
         crate::pytorch::WeightsFormat::Pytorch => {
@@ -304,14 +372,34 @@ fn convert_source(
     for &name in names {
         let raw = source.tensor(name)?.ok_or_else(|| Error::MissingTensor(name.to_string()))?;
         let (dtype, data) = match raw.dtype {
+            Dtype::F32 | Dtype::F16 | Dtype::BF16 if to == FloatType::Q8 && crate::quant::quantizable(&raw.shape) => {
+                let (values, scales) = crate::quant::quantize(&decode_f32(name, &raw)?);
+                let scale_bytes = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+                let shape = crate::quant::scale_shape(&raw.shape);
+                out.push((crate::quant::scale_key(name), Dtype::F16, shape, scale_bytes));
+                (Dtype::I8, bytemuck::cast_slice(&values).to_vec())
+            }
             Dtype::F32 | Dtype::F16 | Dtype::BF16 => {
                 let values = decode_f32(name, &raw)?;
                 encode(name, &values, to)?
+            }
+            Dtype::I8 => {
+                return Err(Error::Input(format!(
+                    "tensor {name} is already 8-bit: convert from the f32 or f16 weights instead"
+                )));
             }
             other => (other, raw.data.into_owned()),
         };
         out.push((name.to_string(), dtype, raw.shape.to_vec(), data));
     }
+    let metadata = match to {
+        FloatType::Q8 => {
+            let mut m = metadata.unwrap_or_default();
+            m.insert("webclip.quantization".into(), format!("q8-block{}", crate::quant::BLOCK));
+            Some(m)
+        }
+        _ => metadata,
+    };
     let views: Vec<(String, safetensors::tensor::TensorView)> = out
         .iter()
         .map(|(n, d, s, b)| {
@@ -326,7 +414,7 @@ fn convert_source(
 fn encode(name: &str, values: &[f32], to: FloatType) -> Result<(Dtype, Vec<u8>), Error> {
     let overflow = || Error::Input(format!("tensor {name} has values beyond the range of {to:?}"));
     Ok(match to {
-        FloatType::F32 => (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        FloatType::F32 | FloatType::Q8 => (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect()),
         FloatType::F16 => {
             let mut b = Vec::with_capacity(values.len() * 2);
             for &v in values {

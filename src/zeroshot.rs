@@ -136,6 +136,10 @@ pub struct Prediction {
     pub logit: f32,
 }
 
+/// The weight files a model directory may hold, in the order [`Clip::load_dir`] prefers them.
+#[cfg(not(target_family = "wasm"))]
+pub const WEIGHT_FILES: [&str; 3] = ["model.safetensors", "pytorch_model.bin", "model.q8.safetensors"];
+
 impl Clip {
     /// Build from a repository's files and a source of its weights.
     pub fn load(files: ModelFiles, weights: &impl TensorSource, device: &Device) -> Result<Self, Error> {
@@ -174,10 +178,19 @@ impl Clip {
         Ok((config, preprocess, tokenizer))
     }
 
-    /// Load a Hugging Face model directory: `config.json`, `model.safetensors` (or, without it,
-    /// `pytorch_model.bin`), and optionally `preprocessor_config.json` and `tokenizer.json`.
+    /// Load a Hugging Face model directory: `config.json`, the first of [`WEIGHT_FILES`] it
+    /// holds, and optionally `preprocessor_config.json` and `tokenizer.json`.
     #[cfg(not(target_family = "wasm"))]
     pub fn load_dir(dir: &std::path::Path, device: &Device) -> Result<Self, Error> {
+        // None there: the first, whose absence is reported after config.json's.
+        let name = WEIGHT_FILES.iter().find(|name| dir.join(name).exists()).unwrap_or(&WEIGHT_FILES[0]);
+        Self::load_dir_with(dir, name, device)
+    }
+
+    /// [`Self::load_dir`] with the weights of file `weights` in `dir` (`model.q8.safetensors`
+    /// when the directory holds several).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn load_dir_with(dir: &std::path::Path, weights: &str, device: &Device) -> Result<Self, Error> {
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
         let optional = |name: &str| -> Result<Option<Vec<u8>>, Error> {
             let path = dir.join(name);
@@ -194,24 +207,25 @@ impl Clip {
             preprocessor_json: preprocessor.as_deref(),
             tokenizer_json: tokenizer.as_deref(),
         };
-        let path = dir.join("model.safetensors");
-        if path.exists() {
-            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-            // Mapped, not read: the pages are the file's, so the process holds one copy of the weights.
-            // SAFETY: the file is only read; webclip does not modify model files while running.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-            let weights = crate::weights::SafetensorsFile::parse(&map)?;
+        let path = dir.join(weights);
+        if !path.exists() {
+            let why = if weights == WEIGHT_FILES[0] {
+                "not found, and no pytorch_model.bin or model.q8.safetensors either"
+            } else {
+                "not found"
+            };
+            return Err(Error::io(&path, std::io::Error::new(std::io::ErrorKind::NotFound, why)));
+        }
+        if weights.ends_with(".bin") {
+            let weights = crate::pytorch::PytorchCheckpoint::open(&path)?;
             return Self::load(files, &weights, device);
         }
-        let bin = dir.join("pytorch_model.bin");
-        if bin.exists() {
-            let weights = crate::pytorch::PytorchCheckpoint::open(&bin)?;
-            return Self::load(files, &weights, device);
-        }
-        Err(Error::io(
-            &path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "not found, and no pytorch_model.bin either"),
-        ))
+        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        // Mapped, not read: the pages are the file's, so the process holds one copy of the weights.
+        // SAFETY: the file is only read; webclip does not modify model files while running.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        let weights = crate::weights::SafetensorsFile::parse(&map)?;
+        Self::load(files, &weights, device)
     }
 
     pub fn device(&self) -> &Device {

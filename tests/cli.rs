@@ -266,6 +266,41 @@ fn convert_round_trip() {
     assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&src).unwrap(), "f16 → f32 → f16 is the identity");
 }
 
+/// `convert --dtype q8` next to the f32 weights, then `--weights` picks the file: the 8-bit
+/// one gives transformers' logits on its values, the default still the f16 file's.
+#[test]
+fn convert_q8_and_choose_the_weights_file() {
+    let dir = Scratch::model_copy("cli-q8", "tiny-quickgelu");
+    let q8 = dir.path("model.q8.safetensors");
+    let out =
+        webclip(&["convert", "--dtype", "q8", dir.path("model.safetensors").to_str().unwrap(), q8.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = dir.0.to_str().unwrap();
+    let first_logits = |extra: &[&str], reference_of: &str| {
+        let r = reference(reference_of);
+        let mut args = vec!["classify", "--model", model, "--json"];
+        args.extend_from_slice(extra);
+        for l in &r.labels {
+            args.extend(["--label", l.as_str()]);
+        }
+        args.push(r.images[0].path.as_str());
+        let out = ok_json(&args);
+        let mut logits = vec![f32::NAN; r.labels.len()];
+        for p in out[0]["predictions"].as_array().unwrap() {
+            let i = r.labels.iter().position(|l| l == p["label"].as_str().unwrap()).unwrap();
+            logits[i] = p["logit"].as_f64().unwrap() as f32;
+        }
+        assert_close(&format!("{extra:?}"), &logits, &r.images[0].logits, 1e-4);
+    };
+    first_logits(&["--weights", "model.q8.safetensors"], "tiny-quickgelu-q8");
+    first_logits(&[], "tiny-quickgelu");
+    fails_with(
+        &["classify", "--model", model, "--weights", "nope.safetensors", "--label", "cat", "images/chelsea.png"],
+        "nope.safetensors: not found",
+    );
+    fails_with(&["convert", "--dtype", "q8", q8.to_str().unwrap(), "/tmp/x.safetensors"], "already 8-bit");
+}
+
 #[test]
 fn bad_input_is_one_line_and_nonzero() {
     let m = "tiny-quickgelu";

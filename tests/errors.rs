@@ -329,3 +329,83 @@ fn streamed_weights_fail_early_with_the_same_messages() {
     let (e, _) = stream_error(&gap, 4096);
     assert!(matches!(e, Error::WeightsFile(_)) && e.to_string().contains("offset for tensor `b`"), "{e}");
 }
+
+/// The committed 8-bit file's tensors, owned, to edit and write back.
+fn q8_tensors() -> Owned {
+    let bytes = std::fs::read(fixtures().join("tiny-quickgelu-q8/model.q8.safetensors")).unwrap();
+    let file = SafetensorsFile::parse(&bytes).unwrap();
+    file.names()
+        .into_iter()
+        .map(|n| {
+            let t = file.tensor(n).unwrap().unwrap();
+            (n.to_string(), t.dtype, t.shape.clone(), t.data.to_vec())
+        })
+        .collect()
+}
+
+/// 8-bit files that do not fit: the same named messages from both loaders, the streaming one
+/// before any tensor data for what the header shows.
+#[test]
+fn q8_files_that_do_not_fit() {
+    type Edit = fn(&mut Owned);
+    let cases: [(&str, Edit, &str, bool); 5] = [
+        (
+            "q8-no-scales",
+            |t| t.retain(|(n, ..)| n != "text_model.encoder.layers.0.mlp.fc1.weight_scale"),
+            "no tensor text_model.encoder.layers.0.mlp.fc1.weight_scale",
+            true,
+        ),
+        (
+            "q8-scale-shape",
+            |t| {
+                t.iter_mut().find(|(n, ..)| n == "text_model.encoder.layers.0.mlp.fc1.weight_scale").unwrap().2 =
+                    vec![1, 64]
+            },
+            "tensor text_model.encoder.layers.0.mlp.fc1.weight_scale has shape [1, 64], expected [64, 1]",
+            true,
+        ),
+        // Width 48 is no multiple of 32: not in the layout.
+        (
+            "q8-odd-width",
+            |t| {
+                let w =
+                    t.iter_mut().find(|(n, ..)| n == "vision_model.encoder.layers.0.self_attn.q_proj.weight").unwrap();
+                w.1 = Dtype::I8;
+                w.3.truncate(48 * 48);
+            },
+            "I8",
+            true,
+        ),
+        (
+            "q8-nan-scale",
+            |t| {
+                let s = t.iter_mut().find(|(n, ..)| n == "text_model.encoder.layers.0.mlp.fc1.weight_scale").unwrap();
+                s.3[..2].copy_from_slice(&half::f16::NAN.to_le_bytes());
+            },
+            "has a scale of NaN",
+            false,
+        ),
+        (
+            "q8-scales-as-int",
+            |t| {
+                t.iter_mut().find(|(n, ..)| n == "text_model.encoder.layers.0.mlp.fc1.weight_scale").unwrap().1 =
+                    Dtype::I16
+            },
+            "I16",
+            true,
+        ),
+    ];
+    let header_end = |bytes: &[u8]| 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    for (name, edit, needle, early) in cases {
+        let mut t = q8_tensors();
+        edit(&mut t);
+        let bytes = serialize(&t);
+        let whole = load_bytes(name, &bytes);
+        assert!(whole.to_string().contains(needle), "{name}: {whole}");
+        let (streamed, at) = stream_error(&bytes, 1000);
+        assert_eq!(streamed.to_string(), whole.to_string(), "{name}");
+        if early {
+            assert!(at.unwrap_or(usize::MAX) < header_end(&bytes) + 1000, "{name}: failed at byte {at:?}");
+        }
+    }
+}

@@ -32,6 +32,11 @@ fn check_dir(device: &ComputeDevice, dir: &str, model: &str) {
 /// Build `model` from its safetensors pushed `chunk` bytes at a time, as the browser does
 /// while downloading.
 fn load_streamed(device: &ComputeDevice, model: &str, chunk: usize) -> Clip {
+    load_streamed_file(device, model, "model.safetensors", chunk)
+}
+
+/// [`load_streamed`] for the weights file `file` of directory `model`.
+fn load_streamed_file(device: &ComputeDevice, model: &str, file: &str, chunk: usize) -> Clip {
     let dir = fixtures().join(model);
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let preprocessor = std::fs::read_to_string(dir.join("preprocessor_config.json")).ok();
@@ -41,7 +46,7 @@ fn load_streamed(device: &ComputeDevice, model: &str, chunk: usize) -> Clip {
         preprocessor_json: preprocessor.as_deref(),
         tokenizer_json: tokenizer.as_deref(),
     };
-    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let weights = std::fs::read(dir.join(file)).unwrap();
     let mut stream = Clip::load_streaming(files, &device.device).unwrap();
     for piece in weights.chunks(chunk) {
         stream.push(piece).unwrap();
@@ -226,6 +231,79 @@ fn wgpu_on_vulkan_matches_transformers() {
         let clip = load_streamed(&device, model, 4096);
         check_clip(&device, &clip, &format!("{model} streamed"), model);
     }
+    check_model(&device, Q8);
+    let clip = load_streamed_file(&device, Q8, Q8_FILE, 4096);
+    assert_q8_layers(&clip);
+    check_clip(&device, &clip, &format!("{Q8} streamed"), Q8);
+}
+
+/// tiny-quickgelu in webclip's 8-bit layout (`make_q8.py`), and its reference: transformers on
+/// the very values the file holds (i8 × scale). Its text tower and vision fc2 are 8-bit, its
+/// other vision Linears (width 48, not a multiple of 32) f32.
+const Q8: &str = "tiny-quickgelu-q8";
+const Q8_FILE: &str = "model.q8.safetensors";
+
+/// 8-bit weights give what transformers gives on their values: Linear weights stay 8-bit on the
+/// device (burn's quantized tensors), the rest is widened at load; whole or streamed, the same
+/// logits.
+#[test]
+fn q8_weights_match_transformers() {
+    let device = ComputeDevice::cpu();
+    check_model(&device, Q8);
+    let clip = Clip::load_dir(&fixtures().join(Q8), &device.device).unwrap();
+    assert_q8_layers(&clip);
+    let whole = first_logits(&clip, Q8);
+    for chunk in [1, 4096, usize::MAX] {
+        let clip = load_streamed_file(&device, Q8, Q8_FILE, chunk);
+        assert_q8_layers(&clip);
+        check_clip(&device, &clip, &format!("{Q8} streamed in {chunk}-byte pieces"), Q8);
+        assert_eq!(first_logits(&clip, Q8), whole, "{Q8} streamed in {chunk}-byte pieces");
+    }
+}
+
+/// Which weights of tiny-quickgelu-q8 are 8-bit on the device: what is not 8-bit in the file
+/// (vision Linears of width 48) and what is widened at load (embeddings) are f32.
+fn assert_q8_layers(clip: &Clip) {
+    use burn::tensor::DType;
+    let m = &clip.model;
+    let text = &m.text_model.encoder.layers[0];
+    let vision = &m.vision_model.encoder.layers[0];
+    for (name, dtype) in [
+        ("text qkv_proj", text.self_attn.qkv_proj.weight.val().dtype()),
+        ("text fc1", text.mlp.fc1.weight.val().dtype()),
+        ("text_projection", m.text_projection.weight.val().dtype()),
+        ("vision fc2", vision.mlp.fc2.weight.val().dtype()),
+    ] {
+        assert!(matches!(dtype, DType::QFloat(_)), "{name} is {dtype:?}, not 8-bit");
+    }
+    for (name, dtype) in [
+        ("vision qkv_proj", vision.self_attn.qkv_proj.weight.val().dtype()),
+        ("token_embedding", m.text_model.embeddings.token_embedding.weight.val().dtype()),
+    ] {
+        assert_eq!(dtype, DType::F32, "{name}");
+    }
+}
+
+/// `convert --dtype q8` writes exactly what make_q8.py wrote by its own reading of the layout:
+/// the same tensors, dtypes, shapes and bytes.
+#[test]
+fn convert_writes_the_documented_q8_layout() {
+    use webclip::weights::{SafetensorsFile, TensorSource};
+    let f16 = std::fs::read(fixtures().join("tiny-quickgelu/model.safetensors")).unwrap();
+    let out = convert(&f16, FloatType::Q8).unwrap();
+    let committed = std::fs::read(fixtures().join(Q8).join(Q8_FILE)).unwrap();
+    let (got, want) = (SafetensorsFile::parse(&out).unwrap(), SafetensorsFile::parse(&committed).unwrap());
+    assert_eq!(got.names(), want.names());
+    for name in want.names() {
+        let (g, w) = (got.tensor(name).unwrap().unwrap(), want.tensor(name).unwrap().unwrap());
+        assert_eq!((g.dtype, &g.shape), (w.dtype, &w.shape), "{name}");
+        assert!(g.data == w.data, "{name}: values differ from make_q8.py's");
+    }
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&out).unwrap();
+    assert_eq!(meta.metadata().as_ref().unwrap()["webclip.quantization"], "q8-block32");
+    // Its precision is gone: no second conversion.
+    let again = convert(&out, FloatType::F16).unwrap_err().to_string();
+    assert!(again.contains("already 8-bit"), "{again}");
 }
 
 /// The committed weights are f16; their f32 and bf16 conversions hold the very same values
@@ -254,6 +332,7 @@ fn f32_and_bf16_files_give_the_same_logits() {
             FloatType::F32 => safetensors::Dtype::F32,
             FloatType::F16 => safetensors::Dtype::F16,
             FloatType::BF16 => safetensors::Dtype::BF16,
+            FloatType::Q8 => unreachable!(),
         };
         for name in parsed.names() {
             use webclip::weights::TensorSource;

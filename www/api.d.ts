@@ -100,6 +100,10 @@ export interface LoadOptions {
   /** Local files instead of a download: then nothing touches the network. */
   files?: ModelFiles | null;
   backend?: Backend;
+  /** "auto" (the default): model.safetensors, else pytorch_model.bin. "q8":
+   * model.q8.safetensors, webclip's 8-bit weights (`webclip convert --dtype q8`), a quarter of
+   * the f32 download; an error if the repository has none. */
+  dtype?: "auto" | "q8";
   onProgress?: ((progress: LoadProgress) => void) | null;
   /** The engine's worker script, if it is not www/worker.js beside api.js (e.g. when a bundler
    * moved api.js). It must keep ../webclip.js and ../webclip_bg.wasm beside it. */
@@ -133,7 +137,7 @@ export interface ModelInfo {
   /** Shader compilation and the first run, in milliseconds. */
   warmMs: number;
   weightBytes: number;
-  weightsFile: "model.safetensors" | "pytorch_model.bin";
+  weightsFile: "model.safetensors" | "pytorch_model.bin" | "model.q8.safetensors";
   /** The base URL the files came from, or "local files". */
   source: string;
   /** What was passed as `model`; null for local files. */

@@ -16,11 +16,14 @@ export const DEFAULT_TEMPLATE = "a photo of a {}.";
 /// Load a model. `model`: a Hugging Face repo id ("owner/name", "owner/name@revision"), a
 /// hub page's address, or a base URL holding the files; or `files`: {"config.json": File, ...}
 /// or a FileList (then nothing touches the network). `backend`: "auto" (WebGPU on a hardware
-/// adapter, else the CPU), "webgpu" or "cpu".
+/// adapter, else the CPU), "webgpu" or "cpu". `dtype`: "auto" (model.safetensors, else
+/// pytorch_model.bin) or "q8" (model.q8.safetensors: webclip's 8-bit weights, a quarter of the
+/// download).
 /// `onProgress({file, why, loaded, total, rate, cached, stage, warning})` follows the download.
 /// A failed load rejects with an Error whose `retryable` says whether trying again may help.
-export async function loadModel({ model = DEFAULT_MODEL, files = null, backend = "auto", onProgress = null, workerUrl } = {}) {
-  const source = files ? { kind: "files", files: normaliseFiles(files) } : { kind: "url", ...resolveModel(model) };
+export async function loadModel({ model = DEFAULT_MODEL, files = null, backend = "auto", dtype = "auto", onProgress = null, workerUrl } = {}) {
+  if (!["auto", "q8"].includes(dtype)) throw new Error(`unknown dtype ${JSON.stringify(dtype)}: use "auto" or "q8"`);
+  const source = files ? { kind: "files", files: normaliseFiles(files), dtype } : { kind: "url", ...resolveModel(model), dtype };
   const engine = new Engine(workerUrl || new URL("./worker.js", import.meta.url));
   try {
     const device = await engine.call("init", { backend });

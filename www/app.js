@@ -52,6 +52,7 @@ async function load(source, notice = null) {
   state.loading = loadModel({
     ...source,
     backend: $("backend-select").value,
+    dtype: params.get("dtype") || "auto",
     onProgress: (p) => progressRow(rows, p),
   });
   try {
@@ -254,7 +255,7 @@ document.addEventListener("drop", (e) => {
   e.preventDefault();
   const files = Array.from(e.dataTransfer.files);
   // A dropped model directory's files load the model; anything else is an image.
-  if (files.some((f) => f.name === "model.safetensors" || f.name === "pytorch_model.bin")) load({ files });
+  if (files.some((f) => ["model.safetensors", "pytorch_model.bin", "model.q8.safetensors"].includes(f.name))) load({ files });
   else addFiles(files);
 });
 document.addEventListener("paste", (e) => {

@@ -83,7 +83,7 @@ export async function isCached(model) {
   if (!cache) return false;
   const base = await cachedBase(resolveModel(model), cache);
   if (!base) return false;
-  for (const file of ["model.safetensors", "pytorch_model.bin"]) {
+  for (const file of ["model.safetensors", "pytorch_model.bin", "model.q8.safetensors"]) {
     if ((await cache.match(new URL(file, base).href))?.ok) return true;
   }
   return false;

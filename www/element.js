@@ -5,17 +5,18 @@
 //                       src="photo.jpg"></webclip-classifier>
 //
 // Attributes: model (repo id or base URL), labels (comma-separated), template (with {}),
-// top-k, backend (auto | webgpu | cpu), src (an image to classify at once). Without src it
-// shows a drop zone. Instances on a page with the same model and backend share one engine.
+// top-k, backend (auto | webgpu | cpu), dtype (auto | q8: the repository's 8-bit
+// model.q8.safetensors), src (an image to classify at once). Without src it shows a drop
+// zone. Instances on a page with the same model, backend and dtype share one engine.
 // Events: "webclip-ready" (detail: model info), "webclip-result" (detail: {predictions, ms}),
 // "webclip-error" (detail: {message}).
 
 import { DEFAULT_TEMPLATE, loadModel } from "./api.js";
 
 const engines = new Map();
-function sharedModel(model, backend) {
-  const key = `${model}\n${backend}`;
-  if (!engines.has(key)) engines.set(key, loadModel({ model, backend }).catch((e) => (engines.delete(key), Promise.reject(e))));
+function sharedModel(model, backend, dtype) {
+  const key = `${model}\n${backend}\n${dtype}`;
+  if (!engines.has(key)) engines.set(key, loadModel({ model, backend, dtype }).catch((e) => (engines.delete(key), Promise.reject(e))));
   return engines.get(key);
 }
 
@@ -69,7 +70,7 @@ export class WebclipClassifier extends HTMLElement {
   }
 
   connectedCallback() {
-    this.model = sharedModel(this.getAttribute("model") || undefined, this.getAttribute("backend") || "auto");
+    this.model = sharedModel(this.getAttribute("model") || undefined, this.getAttribute("backend") || "auto", this.getAttribute("dtype") || "auto");
     this.model.then(
       (m) => {
         this.status(`Ready · ${m.info.backend === "webgpu" ? `WebGPU (${m.info.adapter})` : "CPU"}`);

@@ -20,6 +20,11 @@ const WEIGHTS = [
   { name: "model.safetensors", why: "weights" },
   { name: "pytorch_model.bin", why: "weights, PyTorch format: this repository has no model.safetensors" },
 ];
+// With dtype "q8": webclip's 8-bit weights (`webclip convert --dtype q8`, a quarter of f32's
+// size), under the name of Hugging Face's variant files (model.fp16.safetensors).
+const Q8_WEIGHTS = { name: "model.q8.safetensors", why: "8-bit weights" };
+/// The weight files to look for, in order: what `dtype` asks for; local files take any.
+const weightFiles = (dtype, local = false) => (dtype === "q8" ? [Q8_WEIGHTS] : local ? [...WEIGHTS, Q8_WEIGHTS] : WEIGHTS);
 
 let clip = null;
 
@@ -68,7 +73,7 @@ const handlers = {
 
   async load({ source }, id) {
     const t0 = performance.now();
-    const files = source.kind === "files" ? await readLocalFiles(source.files, id) : await downloadFiles(source, id);
+    const files = source.kind === "files" ? await readLocalFiles(source.files, id, source.dtype) : await downloadFiles(source, id);
     progress(id, { stage: "loading", file: files.weightsName });
     let info;
     try {
@@ -249,9 +254,12 @@ async function downloadFiles(source, id) {
   }
   const sink = modelSink(out);
   try {
-    for (const [i, { name, why }] of WEIGHTS.entries()) {
-      const last = i === WEIGHTS.length - 1;
-      const got = await download(new URL(name, base).href, { ...what(name), why, optional: !last, resumable: true }, id, cache, null, last ? `${source.repo ? `${source.repo} at ${source.revision}` : base} has neither model.safetensors nor pytorch_model.bin.` : null, sink);
+    const where = source.repo ? `${source.repo} at ${source.revision}` : base;
+    const files = weightFiles(source.dtype);
+    const absent = source.dtype === "q8" ? `${where} has no model.q8.safetensors (8-bit weights): make one with \`webclip convert --dtype q8\`, or load the model without dtype "q8".` : `${where} has neither model.safetensors nor pytorch_model.bin.`;
+    for (const [i, { name, why }] of files.entries()) {
+      const last = i === files.length - 1;
+      const got = await download(new URL(name, base).href, { ...what(name), why, optional: !last, resumable: true }, id, cache, null, last ? absent : null, sink);
       if (got) {
         out.model = sink.load;
         out.weightBytes = got.length;
@@ -434,11 +442,11 @@ function chunked(bytes, size = 8 << 20) {
   );
 }
 
-async function readLocalFiles(files, id) {
+async function readLocalFiles(files, id, dtype) {
   const out = {};
   for (const { name, required, why } of MODEL_FILES) out[name] = await readLocal(files[name], name, required, id, why);
-  const weights = WEIGHTS.find(({ name }) => files[name]);
-  if (!weights) throw new Error("The local files lack the weights: a Hugging Face CLIP directory has config.json and model.safetensors (or pytorch_model.bin).");
+  const weights = weightFiles(dtype, true).find(({ name }) => files[name]);
+  if (!weights) throw new Error(dtype === "q8" ? "The local files lack model.q8.safetensors (8-bit weights, made by `webclip convert --dtype q8`)." : "The local files lack the weights: a Hugging Face CLIP directory has config.json and model.safetensors (or pytorch_model.bin, or model.q8.safetensors).");
   const sink = modelSink(out);
   try {
     out.weightBytes = (await readLocal(files[weights.name], weights.name, true, id, weights.why, sink)).length;

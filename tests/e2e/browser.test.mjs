@@ -20,6 +20,8 @@ const ARTIFACTS = join(ROOT, "target/e2e");
 const PORT = 8765;
 const BASE = `http://127.0.0.1:${PORT}`;
 const REF = JSON.parse(readFileSync(join(FIX, "reference/tiny-quickgelu.json"), "utf8"));
+/// transformers on the values of tiny-quickgelu's 8-bit weights (tests/fixtures/make_q8.py).
+const REF_Q8 = JSON.parse(readFileSync(join(FIX, "reference/tiny-quickgelu-q8.json"), "utf8"));
 const PHOTOS = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"];
 const TOL = 1e-3;
 
@@ -53,6 +55,7 @@ before(async () => {
       "--root", join(ROOT, "dist"),
       "--model", `tiny=${join(FIX, "tiny-quickgelu")}`,
       "--model", `corrupt=${corrupt}`,
+      "--model", `q8=${join(FIX, "tiny-quickgelu-q8")}`,
       "--mount", `/e2e/=${join(ROOT, "tests/e2e")}`,
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
@@ -178,6 +181,29 @@ describe("webclip page", { concurrency: false }, () => {
       for (const name of ["chelsea.png", "coffee.png"]) assertMatchesReference(await shown(page, name), name);
     } finally {
       await b.close();
+    }
+  });
+
+  test("8-bit weights (dtype=q8) equal transformers on their values, on WebGPU and the CPU; a repository without them says how to make them", async () => {
+    for (const backend of ["webgpu", "cpu"]) {
+      const { b, page, console } = await browser();
+      try {
+        await openLoaded(page, `model=/models/q8/&backend=${backend}&dtype=q8`);
+        assert.equal(await page.getAttribute("body", "data-backend"), backend, console.join("\n"));
+        assert.match(await page.textContent("#model-info"), /model\.q8\.safetensors/);
+        await setLabels(page, REF_Q8.labels);
+        await upload(page, ["chelsea.png", "coffee.png"]);
+        for (const name of ["chelsea.png", "coffee.png"]) {
+          assertProbs(await shown(page, name), REF_Q8.images.find((i) => i.path.endsWith(name)).probs, `${name} (q8, ${backend})`);
+        }
+        if (backend === "cpu") {
+          await page.goto(`${BASE}/?model=/models/tiny/&backend=cpu&dtype=q8`);
+          await page.waitForSelector("#model-error:not([hidden])", { timeout: 120_000 });
+          assert.match(await page.textContent("#model-error"), /has no model\.q8\.safetensors.*webclip convert --dtype q8/);
+        }
+      } finally {
+        await b.close();
+      }
     }
   });
 
