@@ -16,7 +16,9 @@
 // about GPUs, but whose WebGPU work counts do: for every engine on WebGPU the page and the
 // worker count dispatches, submits, pipelines, buffers and bytes written and read back
 // (scripts/bench/gpu-counters.js, injected by this script only), per image and per prompt
-// batch. `--q8` adds transformers.js's q8 files on the CPU (its default without WebGPU).
+// batch. `--q8` adds transformers.js's q8 files on the CPU (its default without WebGPU), and
+// webclip's model.q8.safetensors (`webclip convert --dtype q8`, which must be in MODEL_DIR) on
+// the CPU and, with --webgpu, on WebGPU.
 // `--only` runs one engine (webclip alone needs no ONNX files: counting its WebGPU work on a
 // tiny model takes seconds); `--dist` serves another build of the app than dist/.
 // Results: markdown tables on stdout and target/bench/result.json.
@@ -61,13 +63,14 @@ try {
   const plan = [];
   if (!args.includes("--no-cpu")) {
     plan.push(["runWebclip", { backend: "cpu" }], ["runTransformersJs", { device: "wasm", threads: THREADS }]);
-    if (args.includes("--q8")) plan.push(["runTransformersJs", { device: "wasm", threads: THREADS, dtype: "q8" }]);
+    if (args.includes("--q8")) plan.push(["runWebclip", { backend: "cpu", dtype: "q8" }], ["runTransformersJs", { device: "wasm", threads: THREADS, dtype: "q8" }]);
   }
   if (args.includes("--webgpu")) {
     plan.push(
       ["runWebclip", { backend: "webgpu", runs: GPU_RUNS }],
       ["runTransformersJs", { device: "webgpu", threads: THREADS, runs: GPU_RUNS }],
     );
+    if (args.includes("--q8")) plan.push(["runWebclip", { backend: "webgpu", runs: GPU_RUNS, dtype: "q8" }]);
   }
   if (ONLY) plan.splice(0, plan.length, ...plan.filter(([fn]) => (fn === "runWebclip" ? "webclip" : "transformers.js") === ONLY));
   const counters = readFileSync(join(ROOT, "scripts/bench/gpu-counters.js"), "utf8");
