@@ -79,6 +79,12 @@ def main() -> None:
         f32 = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=pix).logits_per_image
         model.load_state_dict(dequantized(q8), strict=False)
         ref = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=pix).logits_per_image
+    # What the figures below can mean: a random model's probabilities over 998 labels are near
+    # uniform, so a probability change says little; the top-1 margins say how hard agreement is.
+    top2 = f32.topk(2, -1).values
+    margin = top2[:, 0] - top2[:, 1]
+    print(f"f32 model: top probability {f32.softmax(-1).max(-1).values.min().item():.4f}-{f32.softmax(-1).max(-1).values.max().item():.4f}, "
+          f"top-1/top-2 logit margin {margin.min().item():.3f}-{margin.max().item():.3f}")
     same = (ref.argmax(-1) == f32.argmax(-1)).sum().item()
     print(f"transformers, q8 values vs f32: top-1 agreement {same}/{len(images)}, "
           f"largest probability change {(ref.softmax(-1) - f32.softmax(-1)).abs().max().item():.2e}, "
