@@ -1,7 +1,7 @@
 //! Choosing where the model runs: burn's wgpu backend (Vulkan/Metal/DX12 natively, WebGPU in
 //! the browser) or its pure-Rust CPU backend, `flex`.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
 
 use crate::Error;
 
@@ -30,11 +30,33 @@ impl std::str::FromStr for BackendKind {
 /// the whole pass is recorded.
 const TASKS_PER_SUBMIT: usize = 128;
 
+/// The float type the model computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// transformers' own: the parity bounds in the README.
+    F32,
+    /// Half the GPU memory and bandwidth, on a GPU with `shader-f16`: weights, activations and
+    /// kernels in f16 (the README states what it costs against f32).
+    F16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Self::F32),
+            "f16" | "float16" | "half" => Ok(Self::F16),
+            _ => Err(Error::Input(format!("unknown precision {s:?}: use f32 or f16"))),
+        }
+    }
+}
+
 /// A ready device and what it is.
 #[derive(Debug, Clone)]
 pub struct ComputeDevice {
     pub device: Device,
     pub kind: BackendKind,
+    pub precision: Precision,
     /// Adapter name (`llvmpipe (LLVM 15.0.6, 256 bits)`, `NVIDIA H100`, ...) or `CPU`.
     pub adapter: String,
     /// Graphics API wgpu drives the adapter with (`Vulkan`, `BrowserWebGpu`, ...); `None` on CPU.
@@ -43,7 +65,32 @@ pub struct ComputeDevice {
 
 impl ComputeDevice {
     pub fn cpu() -> Self {
-        Self { device: Device::flex(), kind: BackendKind::Cpu, adapter: "CPU".into(), graphics_api: None }
+        Self {
+            device: Device::flex(),
+            kind: BackendKind::Cpu,
+            precision: Precision::F32,
+            adapter: "CPU".into(),
+            graphics_api: None,
+        }
+    }
+
+    /// Compute in f16 from now on: every float tensor later created on the device is f16,
+    /// weights included (an f16 file goes to the GPU as it is stored; an f32 one is narrowed
+    /// on the host, tensor by tensor). Only on a GPU whose adapter has `shader-f16`, and only
+    /// before anything has been created on the device (burn fixes a device's default float
+    /// type at its first tensor).
+    pub fn use_f16(&mut self) -> Result<(), Error> {
+        if self.kind != BackendKind::Wgpu {
+            return Err(Error::Device("f16 runs on a GPU (the wgpu backend) only".into()));
+        }
+        if !self.device.supports_dtype(DType::F16) {
+            return Err(Error::Device(format!("{} has no shader-f16: it computes in f32 only", self.adapter)));
+        }
+        self.device
+            .configure(FloatDType::F16)
+            .map_err(|e| Error::Device(format!("cannot switch the device to f16: {e:?}")))?;
+        self.precision = Precision::F16;
+        Ok(())
     }
 
     /// Acquire the default wgpu adapter (native only; the browser must use [`Self::wgpu_async`]).
@@ -71,6 +118,7 @@ impl ComputeDevice {
         Self {
             device,
             kind: BackendKind::Wgpu,
+            precision: Precision::F32,
             adapter: info.name.clone(),
             graphics_api: Some(format!("{:?}", info.backend)),
         }
@@ -85,10 +133,11 @@ impl ComputeDevice {
         }
     }
 
-    /// "wgpu on llvmpipe (Vulkan)" / "CPU (flex)".
+    /// "wgpu on llvmpipe (Vulkan)" / "CPU (flex)", with ", f16" when it computes in f16.
     pub fn describe(&self) -> String {
+        let f16 = if self.precision == Precision::F16 { ", f16" } else { "" };
         match (&self.kind, &self.graphics_api) {
-            (BackendKind::Wgpu, Some(api)) => format!("wgpu on {} ({api})", self.adapter),
+            (BackendKind::Wgpu, Some(api)) => format!("wgpu on {} ({api}){f16}", self.adapter),
             _ => "CPU (burn flex)".into(),
         }
     }

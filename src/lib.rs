@@ -22,6 +22,6 @@ pub mod weights;
 pub mod zeroshot;
 
 pub use config::{ClipConfig, PreprocessConfig};
-pub use device::{BackendKind, ComputeDevice};
+pub use device::{BackendKind, ComputeDevice, Precision};
 pub use error::Error;
 pub use zeroshot::{Clip, ClipStream, LabelSet, LabelSetJob, Prediction};

@@ -22,7 +22,7 @@ mod cli {
     use webclip::tokenizer::{ClipTokenizer, Padding};
     use webclip::weights::{FloatType, convert};
     use webclip::zeroshot::DEFAULT_TEMPLATE;
-    use webclip::{BackendKind, Clip, ComputeDevice, Error};
+    use webclip::{BackendKind, Clip, ComputeDevice, Error, Precision};
 
     #[derive(Parser)]
     #[command(name = "webclip", version, about = "OpenAI CLIP on burn: zero-shot image classification and embeddings")]
@@ -54,6 +54,10 @@ mod cli {
         /// model.safetensors). Default: model.safetensors, else pytorch_model.bin, else model.q8.safetensors.
         #[arg(long, value_name = "FILE")]
         weights: Option<String>,
+        /// f16: compute in half precision on a GPU with shader-f16 (--backend wgpu); f32 is
+        /// transformers' own.
+        #[arg(long, default_value = "f32", value_name = "f32|f16")]
+        precision: String,
         /// Where to run: cpu (burn flex) or wgpu (GPU through Vulkan/Metal/DX12).
         #[arg(long, default_value = "cpu", value_name = "cpu|wgpu")]
         backend: String,
@@ -203,8 +207,18 @@ mod cli {
     }
 
     fn load(args: &ModelArgs) -> Result<Clip, Error> {
+        load_on(args, &device(args)?)
+    }
+
+    /// The device `--backend` and `--precision` ask for.
+    fn device(args: &ModelArgs) -> Result<ComputeDevice, Error> {
         let kind: BackendKind = args.backend.parse()?;
-        load_on(args, &ComputeDevice::new(kind)?)
+        let precision: Precision = args.precision.parse()?;
+        let mut device = ComputeDevice::new(kind)?;
+        if precision == Precision::F16 {
+            device.use_f16()?;
+        }
+        Ok(device)
     }
 
     fn load_on(args: &ModelArgs, device: &ComputeDevice) -> Result<Clip, Error> {
@@ -344,7 +358,7 @@ mod cli {
         } else {
             a.prompts.clone()
         };
-        let device = ComputeDevice::new(a.model.backend.parse()?)?;
+        let device = device(&a.model)?;
         let t = std::time::Instant::now();
         let clip = load_on(&a.model, &device)?;
         let load_ms = t.elapsed().as_secs_f64() * 1000.0;

@@ -137,14 +137,16 @@ struct State {
 pub struct WebClip {
     device: ComputeDevice,
     fallback_reason: Option<String>,
+    precision_note: Option<String>,
     state: Rc<RefCell<State>>,
 }
 
 #[wasm_bindgen]
 impl WebClip {
     /// `backend`: `"webgpu"`, `"cpu"`, or `"auto"` (WebGPU when the browser gives an adapter,
-    /// else the CPU backend, with the reason in `fallbackReason`).
-    pub async fn create(backend: String) -> Result<WebClip, JsValue> {
+    /// else the CPU backend, with the reason in `fallbackReason`). `f16`: compute in f16 where
+    /// the adapter has `shader-f16`; elsewhere f32, with the reason in `precisionNote`.
+    pub async fn create(backend: String, f16: Option<bool>) -> Result<WebClip, JsValue> {
         let (device, fallback_reason) = match backend.as_str() {
             "cpu" => (ComputeDevice::cpu(), None),
             "webgpu" | "wgpu" => (ComputeDevice::wgpu_async().await.map_err(js_error)?, None),
@@ -154,7 +156,30 @@ impl WebClip {
             },
             other => return Err(js_error(Error::Input(format!("unknown backend {other:?}: use webgpu, cpu or auto")))),
         };
-        Ok(WebClip { device, fallback_reason, state: Rc::default() })
+        let mut device = device;
+        let precision_note = match f16 {
+            Some(true) => device.use_f16().err().map(|e| match e {
+                Error::Device(why) => why,
+                other => other.to_string(),
+            }),
+            _ => None,
+        };
+        Ok(WebClip { device, fallback_reason, precision_note, state: Rc::default() })
+    }
+
+    /// `"f16"` or `"f32"`: what the model computes in.
+    #[wasm_bindgen(getter)]
+    pub fn precision(&self) -> String {
+        match self.device.precision {
+            crate::Precision::F16 => "f16".into(),
+            crate::Precision::F32 => "f32".into(),
+        }
+    }
+
+    /// Why f16 was asked for and f32 is used, if it was.
+    #[wasm_bindgen(getter, js_name = precisionNote)]
+    pub fn precision_note(&self) -> Option<String> {
+        self.precision_note.clone()
     }
 
     /// `"webgpu"` or `"cpu"`.

@@ -104,6 +104,10 @@ export interface LoadOptions {
    * model.q8.safetensors, webclip's 8-bit weights (`webclip convert --dtype q8`), a quarter of
    * the f32 download; an error if the repository has none. */
   dtype?: "auto" | "q8";
+  /** "f32" (the default: transformers' own numbers) or "f16": weights and arithmetic in half
+   * precision on a WebGPU adapter with shader-f16 (half the GPU memory and bandwidth; what it
+   * costs is in the README). Elsewhere the model runs in f32 and `precisionNote` says why. */
+  precision?: "f32" | "f16";
   onProgress?: ((progress: LoadProgress) => void) | null;
   /** The engine's worker script, if it is not www/worker.js beside api.js (e.g. when a bundler
    * moved api.js). It must keep ../webclip.js and ../webclip_bg.wasm beside it. */
@@ -122,6 +126,10 @@ export interface ModelInfo {
   software?: boolean;
   /** Why "auto" or "webgpu" ended on the CPU; null when it did not. */
   fallbackReason: string | null;
+  /** What the model computes in. */
+  precision: "f32" | "f16";
+  /** Why f16 was asked for and f32 is used; null otherwise. */
+  precisionNote: string | null;
   /** Length of the embeddings. */
   projectionDim: number;
   /** Side of the square the image is resized and cropped to. */

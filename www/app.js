@@ -53,6 +53,7 @@ async function load(source, notice = null) {
     ...source,
     backend: $("backend-select").value,
     dtype: params.get("dtype") || "auto",
+    precision: params.get("precision") || "f32",
     onProgress: (p) => progressRow(rows, p),
   });
   try {
@@ -65,7 +66,7 @@ async function load(source, notice = null) {
     $("model-info").textContent =
       `${(i.parameters / 1e6).toFixed(1)} M parameters · ViT ${i.visionLayers}×${i.visionWidth}, patch ${i.patchSize}, ${i.imageSize} px · ` +
       `${i.weightsFile}${i.commit ? ` at commit ${i.commit.slice(0, 8)}` : ""} · loaded in ${(i.loadMs / 1000).toFixed(1)} s, ${i.backend === "webgpu" ? "shaders warmed" : "warmed up"} in ${(i.warmMs / 1000).toFixed(1)} s.`;
-    $("backend-info").textContent = `${i.backend === "webgpu" ? "Running on WebGPU" : "Running on the CPU"}: ${i.reason}.`;
+    $("backend-info").textContent = `${i.backend === "webgpu" ? "Running on WebGPU" : "Running on the CPU"}: ${i.reason}.${i.precision === "f16" ? " Computing in f16." : ""}${i.precisionNote ? ` Not in f16: ${i.precisionNote}.` : ""}`;
     $("backend-info").dataset.backend = i.backend;
     $("backend-info").dataset.software = String(!!i.software);
     document.body.dataset.backend = i.backend;

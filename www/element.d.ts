@@ -21,7 +21,7 @@ export interface WebclipClassifierEventMap extends HTMLElementEventMap {
 /**
  * Drop-in zero-shot classification: a drop zone (or the image in `src`) and ranked results.
  *
- * Attributes, read when the element is connected (model, backend, dtype) or whenever they change
+ * Attributes, read when the element is connected (model, backend, dtype, precision) or whenever they change
  * (labels, template, top-k, src):
  * - `model`: repo id, hub address or base URL (default: DEFAULT_MODEL)
  * - `labels`: comma-separated
@@ -29,9 +29,10 @@ export interface WebclipClassifierEventMap extends HTMLElementEventMap {
  * - `top-k`: how many predictions to show (default 5)
  * - `backend`: "auto" | "webgpu" | "cpu"
  * - `dtype`: "auto" | "q8" (the repository's 8-bit model.q8.safetensors)
+ * - `precision`: "f32" | "f16" (on a WebGPU adapter with shader-f16)
  * - `src`: an image URL to classify at once (fetched, so cross-origin images need CORS)
  *
- * Elements with the same model, backend and dtype share one engine. The events bubble.
+ * Elements with the same model, backend, dtype and precision share one engine. The events bubble.
  */
 export declare class WebclipClassifier extends HTMLElement {
   static readonly observedAttributes: string[];

@@ -6,17 +6,18 @@
 //
 // Attributes: model (repo id or base URL), labels (comma-separated), template (with {}),
 // top-k, backend (auto | webgpu | cpu), dtype (auto | q8: the repository's 8-bit
-// model.q8.safetensors), src (an image to classify at once). Without src it shows a drop
-// zone. Instances on a page with the same model, backend and dtype share one engine.
+// model.q8.safetensors), precision (f32 | f16: on WebGPU with shader-f16), src (an image to
+// classify at once). Without src it shows a drop zone. Instances on a page with the same
+// model, backend, dtype and precision share one engine.
 // Events: "webclip-ready" (detail: model info), "webclip-result" (detail: {predictions, ms}),
 // "webclip-error" (detail: {message}).
 
 import { DEFAULT_TEMPLATE, loadModel } from "./api.js";
 
 const engines = new Map();
-function sharedModel(model, backend, dtype) {
-  const key = `${model}\n${backend}\n${dtype}`;
-  if (!engines.has(key)) engines.set(key, loadModel({ model, backend, dtype }).catch((e) => (engines.delete(key), Promise.reject(e))));
+function sharedModel(model, backend, dtype, precision) {
+  const key = `${model}\n${backend}\n${dtype}\n${precision}`;
+  if (!engines.has(key)) engines.set(key, loadModel({ model, backend, dtype, precision }).catch((e) => (engines.delete(key), Promise.reject(e))));
   return engines.get(key);
 }
 
@@ -70,7 +71,7 @@ export class WebclipClassifier extends HTMLElement {
   }
 
   connectedCallback() {
-    this.model = sharedModel(this.getAttribute("model") || undefined, this.getAttribute("backend") || "auto", this.getAttribute("dtype") || "auto");
+    this.model = sharedModel(this.getAttribute("model") || undefined, this.getAttribute("backend") || "auto", this.getAttribute("dtype") || "auto", this.getAttribute("precision") || "f32");
     this.model.then(
       (m) => {
         this.status(`Ready · ${m.info.backend === "webgpu" ? `WebGPU (${m.info.adapter})` : "CPU"}`);

@@ -58,7 +58,7 @@ if (self.navigator?.gpu) {
 }
 
 const handlers = {
-  async init({ backend }) {
+  async init({ backend, precision }) {
     const wasm = new URL("../webclip_bg.wasm", import.meta.url);
     try {
       await init({ module_or_path: wasm });
@@ -66,9 +66,9 @@ const handlers = {
       throw new Error(`The webclip engine (${wasm.href}) could not be loaded: ${errorMessage(e)}. If webclip is served from another site, it must send CORS headers, and the page's Content-Security-Policy must allow it (connect-src, and 'wasm-unsafe-eval' in script-src).`);
     }
     const choice = await chooseBackend(backend || "auto");
-    clip = await WebClip.create(choice.backend);
+    clip = await WebClip.create(choice.backend, precision === "f16");
     const adapter = clip.backend === "webgpu" ? choice.adapter || clip.adapter : "CPU";
-    return { backend: clip.backend, adapter, reason: choice.reason, software: choice.software, fallbackReason: choice.backend === "cpu" && backend !== "cpu" ? choice.reason : null };
+    return { backend: clip.backend, adapter, reason: choice.reason, software: choice.software, fallbackReason: choice.backend === "cpu" && backend !== "cpu" ? choice.reason : null, precision: clip.precision, precisionNote: clip.precisionNote ?? null };
   },
 
   async load({ source }, id) {

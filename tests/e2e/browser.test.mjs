@@ -184,12 +184,15 @@ describe("webclip page", { concurrency: false }, () => {
     }
   });
 
-  test("8-bit weights (dtype=q8) equal transformers on their values, on WebGPU and the CPU; a repository without them says how to make them", async () => {
+  test("8-bit weights (dtype=q8) equal transformers on their values, on WebGPU and the CPU; a repository without them says how to make them; f16 where the adapter has none is refused in words", async () => {
     for (const backend of ["webgpu", "cpu"]) {
       const { b, page, console } = await browser();
       try {
-        await openLoaded(page, `model=/models/q8/&backend=${backend}&dtype=q8`);
+        // f16 asked for too: SwiftShader's adapter has no shader-f16, so the page says so and
+        // the model computes in f32 (the numbers below hold it to that).
+        await openLoaded(page, `model=/models/q8/&backend=${backend}&dtype=q8&precision=f16`);
         assert.equal(await page.getAttribute("body", "data-backend"), backend, console.join("\n"));
+        assert.match(await page.textContent("#backend-info"), backend === "webgpu" ? /Not in f16: .* has no shader-f16/ : /Not in f16: f16 runs on a GPU/);
         assert.match(await page.textContent("#model-info"), /model\.q8\.safetensors/);
         await setLabels(page, REF_Q8.labels);
         await upload(page, ["chelsea.png", "coffee.png"]);
