@@ -2,10 +2,12 @@
 // renderer processes (the page and its worker live in one) while the built page (dist/)
 // loads a local model directory, then classifies one photo. By hand, not in CI:
 //
-//   node scripts/bench/load_memory.mjs MODEL_DIR [--backend cpu|webgpu] [--port 8790]
+//   node scripts/bench/load_memory.mjs MODEL_DIR [--backend cpu|webgpu] [--dtype q8] [--port 8790]
 //
-// MODEL_DIR is a Hugging Face layout (model.safetensors or pytorch_model.bin). Prints the
-// load time, the peak and final renderer RSS, and the weights file's size for scale.
+// MODEL_DIR is a Hugging Face layout (model.safetensors or pytorch_model.bin; with --dtype q8,
+// model.q8.safetensors). Prints the load time, the peak and final renderer RSS, the page's
+// private memory, and on WebGPU the GPU process's (where SwiftShader keeps the buffers), with
+// the weights file's size for scale.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -19,8 +21,9 @@ const opt = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(
 const dir = resolve(args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--")) || "");
 const backend = opt("backend", "cpu");
 const port = Number(opt("port", 8790));
-const weights = ["model.safetensors", "pytorch_model.bin"].find((f) => existsSync(join(dir, f)));
-if (!weights) throw new Error(`${dir} holds no model.safetensors or pytorch_model.bin`);
+const dtype = opt("dtype", "auto");
+const weights = (dtype === "q8" ? ["model.q8.safetensors"] : ["model.safetensors", "pytorch_model.bin"]).find((f) => existsSync(join(dir, f)));
+if (!weights) throw new Error(`${dir} holds no ${dtype === "q8" ? "model.q8.safetensors" : "model.safetensors or pytorch_model.bin"}`);
 
 const server = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", String(port), "--root", join(ROOT, "dist"), "--model", `m=${dir}`], { stdio: ["ignore", "pipe", "inherit"] });
 await new Promise((ok) => server.stdout.on("data", (d) => String(d).includes("serving") && ok()));
@@ -31,19 +34,21 @@ await new Promise((ok) => server.stdout.on("data", (d) => String(d).includes("se
 function rendererMemory() {
   let rss = 0;
   let anon = 0;
+  let gpu = 0;
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      const status = () => readFileSync(`/proc/${pid}/status`, "utf8");
+      const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status())?.[1] ?? 0) * 1024;
+      if (cmd.includes("chromium") && cmd.includes("--type=gpu-process")) gpu = Math.max(gpu, kb("RssAnon"));
       if (!cmd.includes("chromium") || !cmd.includes("--type=renderer")) continue;
-      const status = readFileSync(`/proc/${pid}/status`, "utf8");
-      const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
       rss += kb("VmRSS");
       anon = Math.max(anon, kb("RssAnon"));
     } catch {
       // the process ended meanwhile
     }
   }
-  return { rss, anon };
+  return { rss, anon, gpu };
 }
 const rendererRss = () => rendererMemory().rss;
 
@@ -54,15 +59,17 @@ const profile = mkdtempSync(join(tmpdir(), "webclip-profile-"));
 const browser = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: flags });
 let peak = 0;
 let peakAnon = 0;
+let peakGpu = 0;
 const sampler = setInterval(() => {
   const m = rendererMemory();
   peak = Math.max(peak, m.rss);
   peakAnon = Math.max(peakAnon, m.anon);
+  peakGpu = Math.max(peakGpu, m.gpu);
 }, 100);
 try {
   const page = browser.pages()[0] || (await browser.newPage());
   const t0 = Date.now();
-  await page.goto(`http://127.0.0.1:${port}/?model=/models/m/&backend=${backend}&no-sw`);
+  await page.goto(`http://127.0.0.1:${port}/?model=/models/m/&backend=${backend}&dtype=${dtype}&no-sw`);
   // Ready, or failed ("No model"); a warning (say, storage full) is shown and loading goes on.
   await page.waitForFunction(() => document.body.dataset.ready === "true" || document.querySelector("#engine-status").dataset.state === "error", null, { timeout: 1_800_000 });
   const error = await page.$eval("#model-error", (e) => (e.hidden ? "" : e.textContent));
@@ -74,7 +81,7 @@ try {
   const top = await page.$eval("#results .result .bars li", (li) => `${li.dataset.label} ${Number(li.dataset.probability).toFixed(3)}`);
   const size = statSync(join(dir, weights)).size;
   const gb = (n) => `${(n / 1e9).toFixed(2)} GB`;
-  console.log(`${weights} (${gb(size)}) on ${backend}: loaded in ${loadS.toFixed(1)} s; renderer RSS peak ${gb(peak)} (${(peak / size).toFixed(2)}× the file), after ${gb(rendererRss())}; the page's renderer, private memory: peak ${gb(peakAnon)} (${(peakAnon / size).toFixed(2)}× the file), after ${gb(rendererMemory().anon)}; top: ${top}`);
+  console.log(`${weights} (${gb(size)}) on ${backend}: loaded in ${loadS.toFixed(1)} s; renderer RSS peak ${gb(peak)} (${(peak / size).toFixed(2)}× the file), after ${gb(rendererRss())}; the page's renderer, private memory: peak ${gb(peakAnon)} (${(peakAnon / size).toFixed(2)}× the file), after ${gb(rendererMemory().anon)}${backend === "webgpu" ? `; GPU process, private memory: peak ${gb(peakGpu)}, after ${gb(rendererMemory().gpu)}` : ""}; top: ${top}`);
 } finally {
   clearInterval(sampler);
   await browser.close();
