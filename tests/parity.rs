@@ -149,6 +149,20 @@ fn check_clip(device: &ComputeDevice, clip: &Clip, dir: &str, model: &str) {
     for (i, (a, b)) in padded.iter().zip(&text).enumerate() {
         assert_close(&what(&format!("text_embeds[{i}] padded to 77 vs longest")), a, b, 1e-6);
     }
+
+    // Prompts are packed side by side into rows: however they share them (each alone, three
+    // of them, all in reverse order), each still gets transformers' embedding.
+    let alone: Vec<Vec<f32>> = r.texts.iter().flat_map(|t| rows(clip.text_embeddings(&[t]).unwrap())).collect();
+    let three = rows(clip.text_embeddings(&[&r.texts[5], &r.texts[1], &r.texts[2]]).unwrap());
+    let reversed: Vec<&String> = r.texts.iter().rev().collect();
+    let reversed = rows(clip.text_embeddings(&reversed).unwrap());
+    for (i, want) in r.text_embeds.iter().enumerate() {
+        assert_close(&what(&format!("text_embeds[{i}] alone")), &alone[i], want, EMBED_TOL);
+        assert_close(&what(&format!("text_embeds[{i}] reversed")), &reversed[r.texts.len() - 1 - i], want, EMBED_TOL);
+    }
+    for (got, i) in three.iter().zip([5, 1, 2]) {
+        assert_close(&what(&format!("text_embeds[{i}] among three")), got, &r.text_embeds[i], EMBED_TOL);
+    }
 }
 
 #[test]

@@ -1,12 +1,18 @@
 //! The text tower: token + position embeddings, a causal encoder, and pooling at the end token.
 //!
 //! Mirrors transformers' `CLIPTextTransformer` (`text_model.*` keys).
+//!
+//! Prompts are not run padded to a common length: each needs only its tokens up to its end
+//! token (what follows cannot reach the pooled one through the causal mask), so they are
+//! packed side by side into rows, each attending only within its own span ([`Packing`]).
+//! The numbers are transformers' own; the work is that of the real tokens, which for a label
+//! set of mixed lengths is well under that of the padded batch.
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::encoder::{ClipEncoder, EncoderShape};
+use super::encoder::{AttentionMask, ClipEncoder, EncoderShape, Readout};
 use crate::config::ClipTextConfig;
 
 /// A batch of token ids, padded to a common length (row-major `[batch, seq_len]`).
@@ -78,22 +84,161 @@ impl ClipTextTransformer {
     /// Pooled output `[batch, hidden]` (transformers' `pooler_output`).
     pub fn forward(&self, tokens: &TokenBatch) -> Tensor<2> {
         let device = self.final_layer_norm.gamma.device();
-        let (batch, seq) = (tokens.batch, tokens.seq_len);
-        let ids = Tensor::<2, Int>::from_data(
-            TensorData::new(tokens.ids.iter().map(|&t| t as i64).collect::<Vec<_>>(), [batch, seq]),
-            &device,
-        );
-        let tok = self.embeddings.token_embedding.forward(ids); // [batch, seq, hidden]
-        // burn slices by one range per dimension: an array of one range is meant.
-        #[allow(clippy::single_range_in_vec_init)]
-        let pos = self.embeddings.position_embedding.weight.val().slice([0..seq]).unsqueeze::<3>(); // [1, seq, hidden]
-        let hidden = self.encoder.forward(tok + pos, true);
-        let hidden = self.final_layer_norm.forward(hidden);
-        let width = hidden.dims()[2];
-        // Gather row i's pooled position from the flattened [batch * seq, hidden].
-        let rows: Vec<i64> =
-            (0..batch).map(|i| (i * seq + pooled_position(tokens.row(i), self.eos_token_id)) as i64).collect();
-        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [batch]), &device);
-        hidden.reshape([batch * seq, width]).select(0, rows)
+        let hidden = self.final_layer_norm.gamma.dims()[0];
+        if tokens.batch == 0 {
+            return Tensor::zeros([0, hidden], &device);
+        }
+        let pack = Packing::new(tokens, self.eos_token_id);
+        let (rows, width, per_row) = (pack.rows, pack.width, pack.per_row);
+        let ints =
+            |values: Vec<i64>, shape: [usize; 2]| Tensor::<2, Int>::from_data(TensorData::new(values, shape), &device);
+        let x = self.embeddings.token_embedding.forward(ints(pack.ids, [rows, width]))
+            + self.embeddings.position_embedding.forward(ints(pack.positions, [rows, width]));
+        let mask = AttentionMask::new(&pack.visible, [rows, width, width], &device);
+        let readout = Readout {
+            index: Tensor::from_data(TensorData::new(pack.read, [rows * per_row]), &device),
+            per_row,
+            mask: Some(AttentionMask::new(&pack.read_visible, [rows, per_row, width], &device)),
+        };
+        let read = self.encoder.forward(x, Some(&mask), &readout).reshape([rows * per_row, hidden]);
+        let order = Tensor::<1, Int>::from_data(TensorData::new(pack.order, [tokens.batch]), &device);
+        self.final_layer_norm.forward(read.select(0, order))
+    }
+}
+
+/// About how many tokens a packed row holds (at least the longest prompt). Attention costs
+/// each token a dot product per token of its row: a few percent of its Linear layers' work at
+/// this length.
+const PACKED_ROW: usize = 64;
+
+/// Prompts packed into rows of nearly equal length: each prompt's tokens up to its
+/// pooled (end) token, at positions 0.. of its own, seeing only the earlier tokens of its own
+/// span. A row's unused tail is filled with tokens that see only themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packing {
+    pub rows: usize,
+    pub width: usize,
+    /// Token and position ids, `[rows, width]`.
+    pub ids: Vec<i64>,
+    pub positions: Vec<i64>,
+    /// Whether query token i may see key token j, `[rows, width, width]`.
+    pub visible: Vec<bool>,
+    /// Pooled tokens per row (rows with fewer repeat their first token).
+    pub per_row: usize,
+    /// The pooled tokens, flat indices into `[rows * width]`, `[rows, per_row]`.
+    pub read: Vec<i64>,
+    /// `visible`'s rows for those tokens, `[rows, per_row, width]`.
+    pub read_visible: Vec<bool>,
+    /// Prompt i's place in `read`.
+    pub order: Vec<i64>,
+}
+
+impl Packing {
+    pub fn new(tokens: &TokenBatch, eos_token_id: u32) -> Self {
+        let lens: Vec<usize> = (0..tokens.batch).map(|i| pooled_position(tokens.row(i), eos_token_id) + 1).collect();
+        // As many rows as the tokens need at PACKED_ROW (or the longest prompt) each; then the
+        // longest prompt first into the emptiest row, so rows end up nearly equal: every row is
+        // as wide as the widest.
+        let row = lens.iter().copied().max().unwrap_or(1).max(PACKED_ROW);
+        let total: usize = lens.iter().sum();
+        let mut rows: Vec<(usize, Vec<usize>)> = vec![(0, Vec::new()); total.div_ceil(row).max(1)]; // (tokens, prompts)
+        let mut by_length: Vec<usize> = (0..tokens.batch).collect();
+        by_length.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+        for i in by_length {
+            let emptiest = rows.iter_mut().min_by_key(|(used, _)| *used).expect("at least one row");
+            emptiest.0 += lens[i];
+            emptiest.1.push(i);
+        }
+        let width = rows.iter().map(|(used, _)| *used).max().unwrap_or(1);
+        let per_row = rows.iter().map(|(_, prompts)| prompts.len()).max().unwrap_or(1);
+        let n = rows.len();
+        let mut pack = Packing {
+            rows: n,
+            width,
+            ids: vec![0; n * width],
+            positions: vec![0; n * width],
+            visible: vec![false; n * width * width],
+            per_row,
+            read: vec![0; n * per_row],
+            read_visible: vec![false; n * per_row * width],
+            order: vec![0; tokens.batch],
+        };
+        for (r, (_, prompts)) in rows.iter().enumerate() {
+            // The span each token belongs to: its prompt, or (in the tail) itself alone.
+            let mut span: Vec<usize> = (0..width).map(|t| tokens.batch + t).collect();
+            let mut start = 0;
+            for (p, &i) in prompts.iter().enumerate() {
+                for (t, &id) in tokens.row(i)[..lens[i]].iter().enumerate() {
+                    pack.ids[r * width + start + t] = i64::from(id);
+                    pack.positions[r * width + start + t] = t as i64;
+                    span[start + t] = i;
+                }
+                pack.read[r * per_row + p] = (r * width + start + lens[i] - 1) as i64;
+                pack.order[i] = (r * per_row + p) as i64;
+                start += lens[i];
+            }
+            for p in prompts.len()..per_row {
+                pack.read[r * per_row + p] = (r * width) as i64;
+            }
+            for q in 0..width {
+                for k in 0..=q {
+                    pack.visible[(r * width + q) * width + k] = span[q] == span[k];
+                }
+            }
+            for p in 0..per_row {
+                let q = pack.read[r * per_row + p] as usize - r * width;
+                let from = (r * width + q) * width;
+                let to = (r * per_row + p) * width;
+                pack.read_visible[to..to + width].copy_from_slice(&pack.visible[from..from + width]);
+            }
+        }
+        pack
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(rows: &[&[u32]]) -> TokenBatch {
+        let seq_len = rows.iter().map(|r| r.len()).max().unwrap();
+        let mut ids = Vec::new();
+        for r in rows {
+            ids.extend_from_slice(r);
+            ids.extend(std::iter::repeat_n(0, seq_len - r.len()));
+        }
+        TokenBatch { ids, batch: rows.len(), seq_len }
+    }
+
+    #[test]
+    fn prompts_share_rows_and_see_only_their_own_earlier_tokens() {
+        // OpenAI's eos_token_id 2: pooled at the largest id (the end token, 9 here).
+        let tokens = batch(&[&[1, 5, 9, 0, 0], &[1, 6, 7, 8, 9], &[1, 9]]);
+        let pack = Packing::new(&tokens, 2);
+        assert_eq!((pack.rows, pack.width, pack.per_row), (1, 10, 3));
+        // Longest first: prompt 1, then 0, then 2; the padding after each end token is dropped.
+        assert_eq!(pack.ids, [1, 6, 7, 8, 9, 1, 5, 9, 1, 9]);
+        assert_eq!(pack.positions, [0, 1, 2, 3, 4, 0, 1, 2, 0, 1]);
+        assert_eq!(pack.read, [4, 7, 9]);
+        assert_eq!(pack.order, [1, 0, 2]);
+        let sees = |q: usize| (0..10).filter(|&k| pack.visible[q * 10 + k]).collect::<Vec<_>>();
+        assert_eq!(sees(4), [0, 1, 2, 3, 4]);
+        assert_eq!(sees(6), [5, 6]);
+        assert_eq!(sees(9), [8, 9]);
+        assert_eq!(&pack.read_visible[10..20], &pack.visible[70..80]);
+    }
+
+    #[test]
+    fn a_full_row_starts_another_and_short_rows_repeat_a_token() {
+        let long: Vec<u32> = (1..=69).chain([80]).collect();
+        let tokens = batch(&[&long, &[1, 80], &[1, 3, 80]]);
+        let pack = Packing::new(&tokens, 80);
+        // Capacity 70: the long prompt fills a row; the two short ones share the next.
+        assert_eq!((pack.rows, pack.width, pack.per_row), (2, 70, 2));
+        assert_eq!(pack.read, [69, 0, 72, 74]);
+        assert_eq!(pack.order, [0, 3, 2]);
+        // The tail of row 1 sees only itself.
+        let q = 70 + 10;
+        assert_eq!((0..70).filter(|&k| pack.visible[q * 70 + k]).collect::<Vec<_>>(), [10]);
     }
 }

@@ -8,7 +8,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::encoder::{ClipEncoder, EncoderShape};
+use super::encoder::{ClipEncoder, EncoderShape, Readout};
 use crate::config::ClipVisionConfig;
 
 #[derive(Module, Debug)]
@@ -66,8 +66,9 @@ impl ClipVisionTransformer {
         let class = self.embeddings.class_embedding.val().reshape([1, 1, hidden]).expand([batch, 1, hidden]);
         let pos = self.embeddings.position_embedding.weight.val().unsqueeze::<3>(); // [1, 1 + patches, hidden]
         let x = Tensor::cat(vec![class, patches], 1) + pos;
-        let x = self.encoder.forward(self.pre_layrnorm.forward(x), false);
-        let pooled = x.narrow(1, 0, 1).reshape([batch, hidden]);
-        self.post_layernorm.forward(pooled)
+        // Read at the class token, which every token sees and which sees every token.
+        let readout = Readout::position(0, batch, x.dims()[1], &x.device());
+        let pooled = self.encoder.forward(self.pre_layrnorm.forward(x), None, &readout);
+        self.post_layernorm.forward(pooled.reshape([batch, hidden]))
     }
 }
