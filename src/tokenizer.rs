@@ -30,6 +30,7 @@ pub struct Encoding {
     pub attention_mask: Vec<u32>,
 }
 
+#[derive(Clone)]
 pub struct ClipTokenizer {
     inner: Tokenizer,
     max_length: usize,

@@ -290,16 +290,12 @@ impl WebClip {
         state.labels.as_ref().map(|(_, l)| l.clone()).ok_or_else(|| js_error(Error::Input("no labels are set".into())))
     }
 
-    /// Run one image and one prompt through the model so every GPU pipeline is compiled
-    /// before the first real request.
+    /// Compile every GPU pipeline before the first real request ([`Clip::warm_up`]).
     #[wasm_bindgen(js_name = warmUp)]
     pub fn warm_up(&self) -> Result<Promise, JsValue> {
         let clip = self.clip()?;
         Ok(future_to_promise(async move {
-            let size = clip.config.vision_config.image_size;
-            let image = Pixels { height: size, width: size, data: vec![0.0; 3 * size * size] };
-            let labels = clip.label_set(&["warm-up"], &["a photo of a {}."]).map_err(js_error)?;
-            clip.classify(&[image], &labels).await.map_err(js_error)?;
+            clip.warm_up().await.map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
         }))
     }

@@ -22,6 +22,9 @@ pub const DEFAULT_TEMPLATE: &str = "a photo of a {}.";
 const TEXT_BATCH: usize = 256;
 /// Images per vision forward pass.
 const IMAGE_BATCH: usize = 16;
+/// Layers per tower in [`Clip::warm_up`]'s shortened model: two, to run one layer after
+/// another, and the last.
+const WARM_UP_LAYERS: usize = 3;
 
 /// A model ready to embed and classify.
 pub struct Clip {
@@ -338,6 +341,28 @@ impl Clip {
     pub async fn classify(&self, images: &[Pixels], labels: &LabelSet) -> Result<Vec<Vec<Prediction>>, Error> {
         let logits = read_f32(self.logits(self.image_embeddings(images)?, labels)).await?;
         Ok(logits.chunks(labels.labels.len()).map(|row| predictions(&labels.labels, row)).collect())
+    }
+
+    /// Compile every GPU pipeline before the first real request: one blank image and one
+    /// prompt classified, as [`label_set`](Self::label_set) and [`classify`](Self::classify)
+    /// do, by a copy of the model whose towers keep their first two layers and their last
+    /// ([`ClipModel::shortened`]). Every layer runs the same kernels, so these three run all
+    /// that a full pass runs (a layer, a layer after another, the last, which computes only
+    /// the rows it is read at), for a quarter of ViT-B/32's work: what the warm-up costs
+    /// where the GPU is slow or emulated on the CPU.
+    pub async fn warm_up(&self) -> Result<(), Error> {
+        let short = Clip {
+            config: self.config.clone(),
+            preprocess: self.preprocess.clone(),
+            tokenizer: self.tokenizer.clone(),
+            model: self.model.shortened(WARM_UP_LAYERS),
+            device: self.device.clone(),
+        };
+        let size = self.config.vision_config.image_size;
+        let image = Pixels { height: size, width: size, data: vec![0.0; 3 * size * size] };
+        let labels = short.label_set(&["warm-up"], &[DEFAULT_TEMPLATE])?;
+        short.classify(&[image], &labels).await?;
+        Ok(())
     }
 
     /// Host copies of normalized embeddings, one `Vec` per row.

@@ -73,7 +73,7 @@ impl ClipAttention {
         let [rows, tokens, hidden] = x.dims();
         let (q, k, v) = self.qkv(x);
         let out = attend(q, k, v, mask);
-        linear(&self.out_proj, out.swap_dims(1, 2).reshape([rows, tokens, hidden]))
+        self.out_proj.forward(out.swap_dims(1, 2).reshape([rows, tokens, hidden]))
     }
 
     /// Self-attention for the rows `readout` reads only (`[rows, readout.per_row, hidden]`):
@@ -85,24 +85,16 @@ impl ClipAttention {
         let q = q.swap_dims(1, 2).reshape([rows * tokens, hidden]).select(0, readout.index.clone());
         let q = q.reshape([rows, readout.per_row, heads, hidden / heads]).swap_dims(1, 2);
         let out = attend(q, k, v, readout.mask.as_ref());
-        linear(&self.out_proj, out.swap_dims(1, 2).reshape([rows, readout.per_row, hidden]))
+        self.out_proj.forward(out.swap_dims(1, 2).reshape([rows, readout.per_row, hidden]))
     }
 
     /// `[rows, tokens, hidden]` -> q, k, v, each `[rows, heads, tokens, head_dim]`.
     fn qkv(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [rows, tokens, hidden] = x.dims();
-        let qkv = linear(&self.qkv_proj, x).reshape([rows, tokens, 3, self.num_heads, hidden / self.num_heads]);
+        let qkv = self.qkv_proj.forward(x).reshape([rows, tokens, 3, self.num_heads, hidden / self.num_heads]);
         let mut qkv = qkv.permute([2, 0, 3, 1, 4]).chunk(3, 0).into_iter().map(|t| t.squeeze_dim::<4>(0));
         (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap())
     }
-}
-
-/// `layer(x)` on `[rows, tokens, in]`, computed as one `[rows · tokens, in]` matrix product.
-fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
-    let [rows, tokens, width] = x.dims();
-    let y = layer.forward(x.reshape([rows * tokens, width]));
-    let out = y.dims()[1];
-    y.reshape([rows, tokens, out])
 }
 
 /// softmax(q kᵀ / √head_dim) v, the mask hiding what a query may not see.
@@ -185,9 +177,9 @@ pub struct ClipMlp {
 
 impl ClipMlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = linear(&self.fc1, x);
+        let h = self.fc1.forward(x);
         let h = if self.quick_gelu { h.clone() * sigmoid(h * 1.702) } else { gelu(h) };
-        linear(&self.fc2, h)
+        self.fc2.forward(h)
     }
 }
 

@@ -68,10 +68,54 @@ impl ClipModel {
         image_embeds.matmul(text_embeds.transpose()) * scale
     }
 
+    /// A copy (sharing every weight) whose towers keep only their first `layers - 1` layers
+    /// and their last: it runs every kernel a full pass runs, for the compiling of pipelines
+    /// at a fraction of a pass's cost. Its outputs mean nothing.
+    pub fn shortened(&self, layers: usize) -> Self {
+        let mut model = self.clone();
+        for encoder in [&mut model.text_model.encoder, &mut model.vision_model.encoder] {
+            if encoder.layers.len() > layers && layers >= 2 {
+                let last = encoder.layers.pop().expect("more layers than kept");
+                encoder.layers.truncate(layers - 1);
+                encoder.layers.push(last);
+            }
+        }
+        model
+    }
+
     /// The full forward pass: (`logits_per_image`, `image_embeds`, `text_embeds`).
     pub fn forward(&self, tokens: &TokenBatch, pixels: Tensor<4>) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
         let text = l2_normalize(self.get_text_features(tokens));
         let image = l2_normalize(self.get_image_features(pixels));
         (self.logits(image.clone(), text.clone()), image, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shortened_model_keeps_the_first_layers_and_the_last_sharing_their_weights() {
+        let json = include_str!("../../tests/fixtures/tiny-quickgelu/config.json")
+            .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 5");
+        let config = ClipConfig::from_json(&json).unwrap();
+        assert_eq!(config.text_config.num_hidden_layers, 5, "the fixture's layer count was replaced");
+        let model = config.init(&Device::flex());
+        let short = model.shortened(3);
+        for (full, short) in [
+            (&model.text_model.encoder, &short.text_model.encoder),
+            (&model.vision_model.encoder, &short.vision_model.encoder),
+        ] {
+            assert_eq!(short.layers.len(), 3);
+            for (kept, from) in [(0, 0), (1, 1), (2, 4)] {
+                let a = short.layers[kept].mlp.fc1.weight.val().into_data();
+                let b = full.layers[from].mlp.fc1.weight.val().into_data();
+                assert_eq!(a, b, "layer {kept} of the shortened model is layer {from}");
+            }
+        }
+        // Nothing to drop: the model as it is.
+        assert_eq!(model.shortened(5).text_model.encoder.layers.len(), 5);
+        assert_eq!(model.shortened(9).vision_model.encoder.layers.len(), 5);
     }
 }
