@@ -6,7 +6,7 @@
 //   python scripts/bench/export_onnx.py MODEL_DIR           # the ONNX files transformers.js loads
 //   trunk build --release
 //   node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu]
-//                                          [--only webclip|transformers.js] [--dist DIR]
+//                                          [--only webclip|transformers.js] [--dist DIR] [--perf]
 //
 // MODEL_DIR is a Hugging Face CLIP directory (e.g. the random-weight ViT-B/32 that
 // scripts/parity_real_shapes.py writes). The CPU rows compare webclip's CPU backend (burn
@@ -21,6 +21,10 @@
 // the CPU and, with --webgpu, on WebGPU.
 // `--only` runs one engine (webclip alone needs no ONNX files: counting its WebGPU work on a
 // tiny model takes seconds); `--dist` serves another build of the app than dist/.
+// `--perf` has V8 write /tmp/perf-PID.map, so that Linux `perf` names the JIT and wasm code it
+// samples: with a dist/ copy whose webclip_bg.wasm keeps its function names
+// (target/wasm-bindgen/release/webclip_bg.wasm, before the build strips them), run
+// `perf record -a -F 499 -- sleep 20` during the timed runs, then `perf report --sort sym`.
 // Results: markdown tables on stdout and target/bench/result.json.
 
 import { execSync, spawn } from "node:child_process";
@@ -60,6 +64,7 @@ const maxDiff = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
 const results = [];
 try {
   const flags = ["--no-sandbox", "--disable-dev-shm-usage", "--enable-unsafe-webgpu"];
+  if (args.includes("--perf")) flags.push("--js-flags=--perf-basic-prof");
   const plan = [];
   if (!args.includes("--no-cpu")) {
     plan.push(["runWebclip", { backend: "cpu" }], ["runTransformersJs", { device: "wasm", threads: THREADS }]);
