@@ -17,7 +17,7 @@ use crate::Error;
 use crate::config::ClipConfig;
 use crate::model::ClipModel;
 use crate::quant::QuantMatrix;
-use crate::weights::{KeyPath, Quantized, RawTensor, Stored, decode_f32};
+use crate::weights::{KeyPath, Quantized, RawTensor, SideBySide, Stored, decode_f32};
 
 /// A header longer than this is not a CLIP checkpoint's (B/32's is 26 KB).
 const MAX_HEADER: u64 = 100_000_000;
@@ -34,6 +34,8 @@ pub struct WeightStream {
     loaded: HashMap<String, Tensor<1>>,
     /// Every checkpoint key of a parameter stored as several (q, k and v), by each of them.
     groups: HashMap<String, Vec<String>>,
+    /// Parameters stored as several (q, k and v) being assembled, by their first part's key.
+    sides: HashMap<String, SideBySide>,
     /// 8-bit tensors waiting for their scales, or the other way round, by checkpoint key.
     quant_values: HashMap<String, Vec<u8>>,
     quant_scales: HashMap<String, Vec<f32>>,
@@ -59,20 +61,43 @@ enum State {
 enum Pending {
     #[default]
     None,
-    /// Kept as they come, to be decoded (f16, bf16) or transposed (Linear weights) at the end.
+    /// Kept as they come: 8-bit values and scales, decoded once complete.
     Raw(Vec<u8>),
     /// An f32 tensor the model takes as stored, received straight into its final buffer, so
     /// that the largest tensors (the token embedding, 101 MB in B/32) are never copied.
     F32 { values: Vec<f32>, filled: usize },
+    /// Any other float parameter, decoded as it comes (f16 and bf16 widened, a Linear weight
+    /// transposed from the checkpoint's `[rows, cols]`) into its final buffer: no copy of the
+    /// stored bytes is kept, and none is left behind as a hole in the heap.
+    Decoded {
+        values: Vec<f32>,
+        dtype: Dtype,
+        next: usize,
+        carry: [u8; 4],
+        carried: usize,
+        transpose: Option<(usize, usize)>,
+    },
 }
 
 impl Pending {
     fn for_entry(entry: &Entry, transpose: bool) -> Self {
         let bytes = entry.end - entry.start;
-        if entry.dtype == Dtype::F32 && !transpose && cfg!(target_endian = "little") {
+        let float = matches!(entry.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16);
+        if entry.role != Role::Param || !float {
+            Self::Raw(Vec::with_capacity(bytes))
+        } else if entry.dtype == Dtype::F32 && !transpose && cfg!(target_endian = "little") {
             Self::F32 { values: vec![0f32; bytes / 4], filled: 0 }
         } else {
-            Self::Raw(Vec::with_capacity(bytes))
+            let numel = bytes / (entry.dtype.bitsize() / 8);
+            let transpose = (transpose && entry.shape.len() == 2).then(|| (entry.shape[0], entry.shape[1]));
+            Self::Decoded {
+                values: vec![0f32; numel],
+                dtype: entry.dtype,
+                next: 0,
+                carry: [0; 4],
+                carried: 0,
+                transpose,
+            }
         }
     }
 
@@ -84,6 +109,43 @@ impl Pending {
                 let dst: &mut [u8] = bytemuck::cast_slice_mut(values.as_mut_slice());
                 dst[*filled..*filled + bytes.len()].copy_from_slice(bytes);
                 *filled += bytes.len();
+            }
+            Self::Decoded { values, dtype, next, carry, carried, transpose } => {
+                let (dtype, transpose) = (*dtype, *transpose);
+                let size = dtype.bitsize() / 8;
+                let decode = |b: &[u8]| match dtype {
+                    Dtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                    Dtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+                    _ => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+                };
+                // Element `i` of the stored `[rows, cols]` is element `(i % cols, i / cols)` of
+                // burn's `[cols, rows]`.
+                let place = |values: &mut [f32], i: usize, v: f32| match transpose {
+                    Some((rows, cols)) => values[(i % cols) * rows + i / cols] = v,
+                    None => values[i] = v,
+                };
+                let mut bytes = bytes;
+                if *carried > 0 {
+                    // The rest of an element split between two pieces.
+                    let take = (size - *carried).min(bytes.len());
+                    carry[*carried..*carried + take].copy_from_slice(&bytes[..take]);
+                    *carried += take;
+                    bytes = &bytes[take..];
+                    if *carried < size {
+                        return;
+                    }
+                    place(values, *next, decode(&carry[..size]));
+                    *next += 1;
+                    *carried = 0;
+                }
+                let whole = bytes.len() / size * size;
+                for b in bytes[..whole].chunks_exact(size) {
+                    place(values, *next, decode(b));
+                    *next += 1;
+                }
+                let rest = &bytes[whole..];
+                carry[..rest.len()].copy_from_slice(rest);
+                *carried = rest.len();
             }
         }
     }
@@ -124,6 +186,7 @@ impl WeightStream {
             received: 0,
             loaded: HashMap::new(),
             groups: planner.groups,
+            sides: HashMap::new(),
             quant_values: HashMap::new(),
             quant_scales: HashMap::new(),
             matrices: HashMap::new(),
@@ -295,7 +358,7 @@ impl WeightStream {
             *next += 1;
             let raw = |data: Vec<u8>| RawTensor { dtype, shape: shape.clone(), data: data.into() };
             let bytes = |taken: Pending| match taken {
-                Pending::F32 { values, .. } => bytemuck::cast_slice(&values).to_vec(),
+                Pending::F32 { values, .. } | Pending::Decoded { values, .. } => bytemuck::cast_slice(&values).to_vec(),
                 Pending::Raw(data) => data,
                 // An empty tensor: no byte of it ever arrived.
                 Pending::None => Vec::new(),
@@ -313,7 +376,7 @@ impl WeightStream {
                 }
                 Role::Param => {
                     let values = match taken {
-                        Pending::F32 { values, .. } => values,
+                        Pending::F32 { values, .. } | Pending::Decoded { values, .. } => values,
                         taken => self.wanted[&name].values(&raw(bytes(taken)))?,
                     };
                     self.put(name, values);
@@ -322,8 +385,26 @@ impl WeightStream {
         }
     }
 
-    /// A tensor's f32 values, to the device.
+    /// A tensor's f32 values, to the device; a part of q, k and v waits on the host for the
+    /// others, beside them in one buffer ([`SideBySide`]), which goes to the device whole,
+    /// under the first part's key.
     fn put(&mut self, name: String, values: Vec<f32>) {
+        let (name, values) = match self.groups.get(&name).filter(|g| g.len() > 1) {
+            Some(group) => {
+                let (first, parts) = (group[0].clone(), group.len());
+                let index = group.iter().position(|k| *k == name).expect("a part of its group");
+                let cols = self.wanted[&name].cols();
+                let side =
+                    self.sides.entry(first.clone()).or_insert_with(|| SideBySide::new(parts, values.len(), cols));
+                side.put(index, &values);
+                drop(values);
+                if !side.is_full() {
+                    return;
+                }
+                (first.clone(), self.sides.remove(&first).expect("just filled").into_values())
+            }
+            None => (name, values),
+        };
         let n = values.len();
         self.loaded.insert(name, Tensor::<1>::from_data(TensorData::new(values, [n]), &self.device));
     }
@@ -407,17 +488,14 @@ impl ModuleMapper for Filler<'_> {
             // An 8-bit Linear weight: rank 2 whatever D says.
             return Param::initialized(param.id, Tensor::from_dispatch(matrix.into_dispatch()));
         }
-        let mut parts = Vec::new();
-        for (stored, shape) in stored {
-            match self.loaded.remove(&stored.name) {
-                Some(flat) => parts.push(flat.reshape::<D, _>(<[usize; D]>::try_from(shape).expect("rank D"))),
-                None => {
-                    self.error = Some(Error::MissingTensor(stored.name));
-                    return param;
-                }
+        // One tensor, or q, k and v already side by side (under the first's key).
+        let Some((first, _)) = stored.into_iter().next() else { return param };
+        match self.loaded.remove(&first.name) {
+            Some(flat) => Param::initialized(param.id, flat.reshape::<D, _>(expected)),
+            None => {
+                self.error = Some(Error::MissingTensor(first.name));
+                param
             }
         }
-        let tensor = if parts.len() == 1 { parts.pop().expect("one part") } else { Tensor::cat(parts, D - 1) };
-        Param::initialized(param.id, tensor)
     }
 }

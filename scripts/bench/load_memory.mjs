@@ -1,13 +1,14 @@
 // How much memory loading a model takes in the page: the peak resident size of Chromium's
 // renderer processes (the page and its worker live in one) while the built page (dist/)
-// loads a local model directory, then classifies one photo. By hand, not in CI:
+// loads a local model directory, then classifies one photo; twice, as a visitor's first visit
+// (downloading, and filling the offline cache) and second (from the cache). By hand, not in CI:
 //
 //   node scripts/bench/load_memory.mjs MODEL_DIR [--backend cpu|webgpu] [--dtype q8] [--port 8790]
 //
 // MODEL_DIR is a Hugging Face layout (model.safetensors or pytorch_model.bin; with --dtype q8,
-// model.q8.safetensors). Prints the load time, the peak and final renderer RSS, the page's
-// private memory, and on WebGPU the GPU process's (where SwiftShader keeps the buffers), with
-// the weights file's size for scale.
+// model.q8.safetensors). Prints, for each visit, the load time, the peak and final renderer
+// RSS, the page's private memory, and on WebGPU the GPU process's (where SwiftShader keeps the
+// buffers), after loading and after the photo, with the weights file's size for scale.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -66,8 +67,12 @@ const sampler = setInterval(() => {
   peakAnon = Math.max(peakAnon, m.anon);
   peakGpu = Math.max(peakGpu, m.gpu);
 }, 100);
-try {
-  const page = browser.pages()[0] || (await browser.newPage());
+/// One visit of the page: load the model (downloaded, or from the offline cache the first
+/// visit filled), classify a photo; the peaks and what stays, after loading and after the photo.
+async function visit(label) {
+  await new Promise((r) => setTimeout(r, 1000)); // the previous page's renderer has gone
+  peak = peakAnon = peakGpu = 0;
+  const page = await browser.newPage();
   const t0 = Date.now();
   await page.goto(`http://127.0.0.1:${port}/?model=/models/m/&backend=${backend}&dtype=${dtype}&no-sw`);
   // Ready, or failed ("No model"); a warning (say, storage full) is shown and loading goes on.
@@ -76,12 +81,22 @@ try {
   if (!(await page.$("body[data-ready=true]"))) throw new Error(error);
   if (error) console.log(`note: ${error}`);
   const loadS = (Date.now() - t0) / 1000;
+  const loaded = { peak, peakAnon, peakGpu, after: rendererMemory() };
   await page.setInputFiles("#image-files", [join(ROOT, "tests/fixtures/images/chelsea.png")]);
   await page.waitForSelector('#results .result[data-state="done"]', { timeout: 600_000 });
   const top = await page.$eval("#results .result .bars li", (li) => `${li.dataset.label} ${Number(li.dataset.probability).toFixed(3)}`);
-  const size = statSync(join(dir, weights)).size;
-  const gb = (n) => `${(n / 1e9).toFixed(2)} GB`;
-  console.log(`${weights} (${gb(size)}) on ${backend}: loaded in ${loadS.toFixed(1)} s; renderer RSS peak ${gb(peak)} (${(peak / size).toFixed(2)}× the file), after ${gb(rendererRss())}; the page's renderer, private memory: peak ${gb(peakAnon)} (${(peakAnon / size).toFixed(2)}× the file), after ${gb(rendererMemory().anon)}${backend === "webgpu" ? `; GPU process, private memory: peak ${gb(peakGpu)}, after ${gb(rendererMemory().gpu)}` : ""}; top: ${top}`);
+  const x = (n) => `${gb(n)} (${(n / size).toFixed(2)}×)`;
+  const now = rendererMemory();
+  console.log(`${label}: ${weights} (${gb(size)}) on ${backend}, loaded in ${loadS.toFixed(1)} s; top: ${top}`);
+  console.log(`  loading:   renderer RSS peak ${x(loaded.peak)}, after ${x(loaded.after.rss)}; page private peak ${x(loaded.peakAnon)}, after ${x(loaded.after.anon)}${backend === "webgpu" ? `; GPU process private peak ${gb(loaded.peakGpu)}, after ${gb(loaded.after.gpu)}` : ""}`);
+  console.log(`  + 1 photo: renderer RSS peak ${x(peak)}, after ${x(now.rss)}; page private peak ${x(peakAnon)}, after ${x(now.anon)}${backend === "webgpu" ? `; GPU process private peak ${gb(peakGpu)}, after ${gb(now.gpu)}` : ""}`);
+  await page.close();
+}
+const size = statSync(join(dir, weights)).size;
+const gb = (n) => `${(n / 1e9).toFixed(2)} GB`;
+try {
+  await visit("first visit (downloaded)");
+  await visit("second visit (offline cache)");
 } finally {
   clearInterval(sampler);
   await browser.close();
