@@ -56,6 +56,11 @@ enum State {
     Data { tensors: Vec<Entry>, next: usize, at: usize, pending: Pending },
 }
 
+/// On a GPU, a float tensor of more values than this is sent in pieces of this many (4 MB)
+/// as it arrives, instead of gathered on the host first: the token embedding (101 MB in B/32)
+/// would otherwise raise the page's wasm heap, which never shrinks, by its size.
+const PIECE: usize = 1 << 20;
+
 /// The bytes of the tensor being received.
 #[derive(Default)]
 enum Pending {
@@ -69,39 +74,34 @@ enum Pending {
     /// Any other float parameter, decoded as it comes (f16 and bf16 widened, a Linear weight
     /// transposed from the checkpoint's `[rows, cols]`) into its final buffer: no copy of the
     /// stored bytes is kept, and none is left behind as a hole in the heap.
-    Decoded {
-        values: Vec<f32>,
-        dtype: Dtype,
-        next: usize,
-        carry: [u8; 4],
-        carried: usize,
-        transpose: Option<(usize, usize)>,
-    },
+    Decoded { values: Vec<f32>, next: usize, decoder: Decoder, transpose: Option<(usize, usize)> },
+    /// A large float tensor for a GPU, written into its place on the device [`PIECE`] values
+    /// at a time.
+    Pieces(Box<Pieces>),
 }
 
 impl Pending {
-    fn for_entry(entry: &Entry, transpose: bool) -> Self {
+    /// How `entry` is received; `in_pieces`: it may be sent in pieces if large.
+    fn for_entry(entry: &Entry, transpose: bool, in_pieces: bool, device: &Device) -> Self {
         let bytes = entry.end - entry.start;
         let float = matches!(entry.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16);
         if entry.role != Role::Param || !float {
-            Self::Raw(Vec::with_capacity(bytes))
+            return Self::Raw(Vec::with_capacity(bytes));
+        }
+        let numel = bytes / (entry.dtype.bitsize() / 8);
+        let decoder = Decoder { dtype: entry.dtype, carry: [0; 4], carried: 0 };
+        if in_pieces && !transpose && numel > PIECE {
+            let whole = Some(Tensor::zeros([numel], device));
+            Self::Pieces(Box::new(Pieces { whole, piece: Vec::with_capacity(PIECE), sent: 0, decoder }))
         } else if entry.dtype == Dtype::F32 && !transpose && cfg!(target_endian = "little") {
-            Self::F32 { values: vec![0f32; bytes / 4], filled: 0 }
+            Self::F32 { values: vec![0f32; numel], filled: 0 }
         } else {
-            let numel = bytes / (entry.dtype.bitsize() / 8);
             let transpose = (transpose && entry.shape.len() == 2).then(|| (entry.shape[0], entry.shape[1]));
-            Self::Decoded {
-                values: vec![0f32; numel],
-                dtype: entry.dtype,
-                next: 0,
-                carry: [0; 4],
-                carried: 0,
-                transpose,
-            }
+            Self::Decoded { values: vec![0f32; numel], next: 0, decoder, transpose }
         }
     }
 
-    fn extend(&mut self, bytes: &[u8]) {
+    fn extend(&mut self, bytes: &[u8], device: &Device) -> Result<(), Error> {
         match self {
             Self::None => {}
             Self::Raw(raw) => raw.extend_from_slice(bytes),
@@ -110,45 +110,113 @@ impl Pending {
                 dst[*filled..*filled + bytes.len()].copy_from_slice(bytes);
                 *filled += bytes.len();
             }
-            Self::Decoded { values, dtype, next, carry, carried, transpose } => {
-                let (dtype, transpose) = (*dtype, *transpose);
-                let size = dtype.bitsize() / 8;
-                let decode = |b: &[u8]| match dtype {
-                    Dtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                    Dtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
-                    _ => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
-                };
+            Self::Decoded { values, next, decoder, transpose } => {
                 // Element `i` of the stored `[rows, cols]` is element `(i % cols, i / cols)` of
                 // burn's `[cols, rows]`.
-                let place = |values: &mut [f32], i: usize, v: f32| match transpose {
-                    Some((rows, cols)) => values[(i % cols) * rows + i / cols] = v,
-                    None => values[i] = v,
-                };
-                let mut bytes = bytes;
-                if *carried > 0 {
-                    // The rest of an element split between two pieces.
-                    let take = (size - *carried).min(bytes.len());
-                    carry[*carried..*carried + take].copy_from_slice(&bytes[..take]);
-                    *carried += take;
-                    bytes = &bytes[take..];
-                    if *carried < size {
-                        return;
+                let transpose = *transpose;
+                decoder.decode(bytes, |v| {
+                    let i = *next;
+                    match transpose {
+                        Some((rows, cols)) => values[(i % cols) * rows + i / cols] = v,
+                        None => values[i] = v,
                     }
-                    place(values, *next, decode(&carry[..size]));
                     *next += 1;
-                    *carried = 0;
-                }
-                let whole = bytes.len() / size * size;
-                for b in bytes[..whole].chunks_exact(size) {
-                    place(values, *next, decode(b));
-                    *next += 1;
-                }
-                let rest = &bytes[whole..];
-                carry[..rest.len()].copy_from_slice(rest);
-                *carried = rest.len();
+                });
+            }
+            Self::Pieces(pieces) => pieces.extend(bytes, device)?,
+        }
+        Ok(())
+    }
+}
+
+/// A large tensor on its way to a GPU (see [`PIECE`]).
+struct Pieces {
+    /// On the device, filled up to `sent`; an `Option` only so that it can be taken (not
+    /// cloned) to write into, which keeps each write in place.
+    whole: Option<Tensor<1>>,
+    piece: Vec<f32>,
+    sent: usize,
+    decoder: Decoder,
+}
+
+impl Pieces {
+    fn extend(&mut self, mut bytes: &[u8], device: &Device) -> Result<(), Error> {
+        while !bytes.is_empty() {
+            // No more bytes than fill the piece, so that it is sent before it grows.
+            let room = (PIECE - self.piece.len()) * (self.decoder.dtype.bitsize() / 8) - self.decoder.carried;
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            let piece = &mut self.piece;
+            self.decoder.decode(now, |v| piece.push(v));
+            bytes = later;
+            if self.piece.len() == PIECE {
+                self.send(device)?;
             }
         }
+        Ok(())
     }
+
+    /// The piece into its place on the device, its host buffer emptied for the next.
+    fn send(&mut self, device: &Device) -> Result<(), Error> {
+        let n = self.piece.len();
+        let values = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE));
+        let part = Tensor::<1>::from_data(TensorData::new(values, [n]), device);
+        let at = self.sent;
+        self.whole = self.whole.take().map(|w| w.slice_assign(at..at + n, part));
+        self.sent += n;
+        flush(device)
+    }
+
+    /// The tensor, once every byte is in.
+    fn finish(mut self, device: &Device) -> Result<Tensor<1>, Error> {
+        if !self.piece.is_empty() {
+            self.send(device)?;
+        }
+        Ok(self.whole.expect("set until finished"))
+    }
+}
+
+/// Float values decoded from bytes that arrive in pieces of any length: a value split
+/// between two pieces waits in `carry` for its other bytes.
+struct Decoder {
+    dtype: Dtype,
+    carry: [u8; 4],
+    carried: usize,
+}
+
+impl Decoder {
+    fn decode(&mut self, mut bytes: &[u8], mut emit: impl FnMut(f32)) {
+        let size = self.dtype.bitsize() / 8;
+        let dtype = self.dtype;
+        let value = |b: &[u8]| match dtype {
+            Dtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            Dtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+            _ => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+        };
+        if self.carried > 0 {
+            let take = (size - self.carried).min(bytes.len());
+            self.carry[self.carried..self.carried + take].copy_from_slice(&bytes[..take]);
+            self.carried += take;
+            bytes = &bytes[take..];
+            if self.carried < size {
+                return;
+            }
+            emit(value(&self.carry[..size]));
+            self.carried = 0;
+        }
+        let whole = bytes.len() / size * size;
+        bytes[..whole].chunks_exact(size).for_each(|b| emit(value(b)));
+        let rest = &bytes[whole..];
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carried = rest.len();
+    }
+}
+
+/// Have the device take the tensors sent so far. On a GPU, cubecl queues each upload with
+/// its host bytes until it submits, after as many as 128 tasks (`TASKS_PER_SUBMIT`):
+/// loading, that held a hundred tensors' bytes at once (ViT-B/32: 180 MB more in the page's
+/// wasm heap, which never shrinks). On the CPU there is nothing to do.
+fn flush(device: &Device) -> Result<(), Error> {
+    device.flush().map_err(|e| Error::Device(format!("sending the weights to the device failed: {e:?}")))
 }
 
 /// A tensor of the file, where its bytes are.
@@ -245,9 +313,12 @@ impl WeightStream {
                     if entry.role != Role::Skip {
                         if *at == entry.start {
                             let transpose = self.wanted.get(&entry.name).is_some_and(|s| s.transpose);
-                            *pending = Pending::for_entry(entry, transpose);
+                            // q, k and v are assembled on the host (see `put`).
+                            let part = self.groups.get(&entry.name).is_some_and(|g| g.len() > 1);
+                            let gpu = self.device != Device::flex();
+                            *pending = Pending::for_entry(entry, transpose, gpu && !part, &self.device);
                         }
-                        pending.extend(&bytes[..take]);
+                        pending.extend(&bytes[..take], &self.device)?;
                     }
                     bytes = &bytes[take..];
                     *at += take;
@@ -360,8 +431,8 @@ impl WeightStream {
             let bytes = |taken: Pending| match taken {
                 Pending::F32 { values, .. } | Pending::Decoded { values, .. } => bytemuck::cast_slice(&values).to_vec(),
                 Pending::Raw(data) => data,
-                // An empty tensor: no byte of it ever arrived.
-                Pending::None => Vec::new(),
+                // An empty tensor: no byte of it ever arrived; float parameters only.
+                Pending::None | Pending::Pieces(_) => Vec::new(),
             };
             match role {
                 Role::Skip => {}
@@ -375,6 +446,10 @@ impl WeightStream {
                     self.take_quantized(name)?;
                 }
                 Role::Param => {
+                    if let Pending::Pieces(pieces) = taken {
+                        self.loaded.insert(name, pieces.finish(&self.device)?);
+                        continue;
+                    }
                     let values = match taken {
                         Pending::F32 { values, .. } | Pending::Decoded { values, .. } => values,
                         taken => self.wanted[&name].values(&raw(bytes(taken)))?,
@@ -407,15 +482,7 @@ impl WeightStream {
         };
         let n = values.len();
         self.loaded.insert(name, Tensor::<1>::from_data(TensorData::new(values, [n]), &self.device));
-        self.flush()
-    }
-
-    /// Have the device take the tensors sent so far. On a GPU, cubecl queues each upload with
-    /// its host bytes until it submits, after as many as 128 tasks (`TASKS_PER_SUBMIT`):
-    /// loading, that held a hundred tensors' bytes at once (ViT-B/32: 180 MB more in the
-    /// page's wasm heap, which never shrinks). On the CPU there is nothing to do.
-    fn flush(&self) -> Result<(), Error> {
-        self.device.flush().map_err(|e| Error::Device(format!("sending the weights to the device failed: {e:?}")))
+        flush(&self.device)
     }
 
     /// Once an 8-bit tensor and its scales are both in: widened to the device, or kept as a
@@ -437,7 +504,7 @@ impl WeightStream {
                 if group.iter().all(|k| self.matrices.contains_key(k)) {
                     let parts = group.iter().filter_map(|k| self.matrices.remove(k)).collect();
                     self.quant_loaded.insert(group[0].clone(), QuantMatrix::stack(parts).to_device(&self.device));
-                    self.flush()?;
+                    flush(&self.device)?;
                 }
             }
         }
