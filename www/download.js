@@ -62,6 +62,15 @@ export async function fetchFailure(url, file, since) {
   );
 }
 
+/// A reader that fills buffers it is given, or null where `stream` is not a byte stream.
+export function byobReader(stream) {
+  try {
+    return stream.getReader({ mode: "byob" });
+  } catch {
+    return null;
+  }
+}
+
 export function fmtBytes(n) {
   if (!n) return "0 B";
   const u = ["B", "KB", "MB", "GB"];
@@ -108,9 +117,12 @@ export function responseError(response, { file, repo, revision, url }) {
 /// etag})` when the file starts (again, if it must restart from its first byte), then
 /// `await sink.write(chunk)` for each piece in order; an error the sink throws ends the
 /// download (it is not a network error to retry).
+/// `reuse`: the sink is done with each piece when `write` returns (it copies it), so the
+/// pieces can be read into one reused buffer rather than each into a new one left to the
+/// garbage collector.
 /// Returns {bytes (null with a sink), length, response} (the headers of the first successful
 /// response).
-export async function fetchBytes(url, { what, resumable = false, onProgress = () => {}, firstResponse = null, sink = null }) {
+export async function fetchBytes(url, { what, resumable = false, onProgress = () => {}, firstResponse = null, sink = null, reuse = false }) {
   let buffer = null; // preallocated when the length is known
   let chunks = []; // otherwise
   let received = 0;
@@ -118,6 +130,7 @@ export async function fetchBytes(url, { what, resumable = false, onProgress = ()
   let etag = null;
   let resumeUrl = url; // after a redirect, resume straight from the CDN's address
   let head = null; // the first good response: the host answered
+  let reused = new ArrayBuffer(reuse ? 1 << 20 : 0);
   let lastError = null;
   const start = performance.now();
 
@@ -200,19 +213,22 @@ export async function fetchBytes(url, { what, resumable = false, onProgress = ()
     if (tag && !tag.startsWith("W/")) etag = tag;
     if (response.redirected && response.url) resumeUrl = response.url;
 
-    const reader = response.body.getReader();
+    const byob = sink && reuse && byobReader(response.body);
+    const reader = byob || response.body.getReader();
     let lastReport = 0;
     let cut = false;
     for (;;) {
       let step;
       try {
-        step = await reader.read();
+        step = byob ? await reader.read(new Uint8Array(reused)) : await reader.read();
       } catch (e) {
+        if (byob) reused = new ArrayBuffer(1 << 20); // the cut read kept the one lent to it
         lastError = e;
         cut = true;
         break;
       }
       if (step.done) break;
+      if (byob) reused = step.value.buffer; // the same memory, handed back
       try {
         await keep(step.value);
       } catch (e) {

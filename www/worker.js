@@ -5,7 +5,7 @@
 
 import init, { WebClip } from "../webclip.js";
 import { cachedBase, openCache, revisionKey } from "./cache.js";
-import { DownloadError, fetchBytes, fetchFailure, responseError } from "./download.js";
+import { byobReader, DownloadError, fetchBytes, fetchFailure, responseError } from "./download.js";
 import { isCommit, resolveBase } from "./hub.js";
 
 // A repository's files, in the order they are fetched, and what each is for (shown with the
@@ -315,7 +315,7 @@ async function download(url, what, id, cache, firstResponse = null, missing = nu
   };
   let result;
   try {
-    result = await fetchBytes(url, { what, resumable: what.resumable, firstResponse, sink: storing || sink, onProgress: (p) => progress(id, { file, why, ...p }) });
+    result = await fetchBytes(url, { what, resumable: what.resumable, firstResponse, sink: storing || sink, reuse: !storing, onProgress: (p) => progress(id, { file, why, ...p }) });
   } catch (e) {
     store?.abort();
     if (e instanceof DownloadError && e.absent) {
@@ -470,7 +470,13 @@ async function readLocal(fileObj, file, required, id, why, sink = null) {
 /// Read a local file or a cached response, with progress: its bytes, or with a `sink`, handed
 /// over as they come ({length}).
 async function readStream(stream, total, file, id, flags, sink = null) {
-  const reader = stream.getReader();
+  // Into a sink (which copies each piece into the engine at once), read through one reused
+  // buffer where the stream allows it (a byte stream: Chromium's cached responses and
+  // files), instead of a new buffer per piece left for the garbage collector: the 605 MB of
+  // a ViT-B/32 otherwise pass through the worker's JS heap as garbage while it loads.
+  const byob = sink && byobReader(stream);
+  const reader = byob || stream.getReader();
+  let reused = byob && new ArrayBuffer(1 << 20);
   let buffer = total && !sink ? new Uint8Array(total) : null;
   const chunks = [];
   let loaded = 0;
@@ -479,8 +485,9 @@ async function readStream(stream, total, file, id, flags, sink = null) {
   progress(id, { file, loaded: 0, total, ...flags });
   if (sink) await sink.start({ total });
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = byob ? await reader.read(new Uint8Array(reused)) : await reader.read();
     if (done) break;
+    if (byob) reused = value.buffer; // the same memory, handed back
     if (sink) {
       try {
         await sink.write(value);
