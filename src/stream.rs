@@ -74,7 +74,7 @@ enum Pending {
     /// Any other float parameter, decoded as it comes (f16 and bf16 widened, a Linear weight
     /// transposed from the checkpoint's `[rows, cols]`) into its final buffer: no copy of the
     /// stored bytes is kept, and none is left behind as a hole in the heap.
-    Decoded { values: Vec<f32>, next: usize, decoder: Decoder, transpose: Option<(usize, usize)> },
+    Decoded { values: Vec<f32>, next: usize, decoder: Decoder, transpose: Option<Transpose> },
     /// A large float tensor for a GPU, written into its place on the device [`PIECE`] values
     /// at a time.
     Pieces(Box<Pieces>),
@@ -96,7 +96,8 @@ impl Pending {
         } else if entry.dtype == Dtype::F32 && !transpose && cfg!(target_endian = "little") {
             Self::F32 { values: vec![0f32; numel], filled: 0 }
         } else {
-            let transpose = (transpose && entry.shape.len() == 2).then(|| (entry.shape[0], entry.shape[1]));
+            let transpose =
+                (transpose && entry.shape.len() == 2).then(|| Transpose::new(entry.shape[0], entry.shape[1]));
             Self::Decoded { values: vec![0f32; numel], next: 0, decoder, transpose }
         }
     }
@@ -110,19 +111,11 @@ impl Pending {
                 dst[*filled..*filled + bytes.len()].copy_from_slice(bytes);
                 *filled += bytes.len();
             }
-            Self::Decoded { values, next, decoder, transpose } => {
-                // Element `i` of the stored `[rows, cols]` is element `(i % cols, i / cols)` of
-                // burn's `[cols, rows]`.
-                let transpose = *transpose;
-                decoder.decode(bytes, |v| {
-                    let i = *next;
-                    match transpose {
-                        Some((rows, cols)) => values[(i % cols) * rows + i / cols] = v,
-                        None => values[i] = v,
-                    }
-                    *next += 1;
-                });
-            }
+            Self::Decoded { values, next, decoder, transpose: None } => decoder.decode(bytes, |v| {
+                values[*next] = v;
+                *next += 1;
+            }),
+            Self::Decoded { values, decoder, transpose: Some(t), .. } => decoder.decode(bytes, |v| t.push(values, v)),
             Self::Pieces(pieces) => pieces.extend(bytes, device)?,
         }
         Ok(())
@@ -175,6 +168,43 @@ impl Pieces {
     }
 }
 
+/// A stored `[rows, cols]` matrix arriving value by value, written transposed: a few rows
+/// are gathered, then written out a column at a time, so that each write fills a run of
+/// consecutive values instead of touching one value per cache line.
+struct Transpose {
+    rows: usize,
+    cols: usize,
+    /// The first row of `block`.
+    row: usize,
+    block: Vec<f32>,
+}
+
+/// Rows gathered before they are written out transposed.
+const BLOCK_ROWS: usize = 16;
+
+impl Transpose {
+    fn new(rows: usize, cols: usize) -> Self {
+        Self { rows, cols, row: 0, block: Vec::with_capacity(BLOCK_ROWS.min(rows) * cols) }
+    }
+
+    /// The next value, into `values` (burn's `[cols, rows]`) once its block is complete.
+    #[inline]
+    fn push(&mut self, values: &mut [f32], v: f32) {
+        self.block.push(v);
+        let n = BLOCK_ROWS.min(self.rows - self.row);
+        if self.block.len() == n * self.cols {
+            for c in 0..self.cols {
+                let out = &mut values[c * self.rows + self.row..][..n];
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = self.block[r * self.cols + c];
+                }
+            }
+            self.row += n;
+            self.block.clear();
+        }
+    }
+}
+
 /// Float values decoded from bytes that arrive in pieces of any length: a value split
 /// between two pieces waits in `carry` for its other bytes.
 struct Decoder {
@@ -184,6 +214,7 @@ struct Decoder {
 }
 
 impl Decoder {
+    #[inline]
     fn decode(&mut self, mut bytes: &[u8], mut emit: impl FnMut(f32)) {
         let size = self.dtype.bitsize() / 8;
         let dtype = self.dtype;
@@ -204,7 +235,13 @@ impl Decoder {
             self.carried = 0;
         }
         let whole = bytes.len() / size * size;
-        bytes[..whole].chunks_exact(size).for_each(|b| emit(value(b)));
+        // The type chosen once, not per value.
+        let values = &bytes[..whole];
+        match dtype {
+            Dtype::F32 => values.chunks_exact(4).for_each(|b| emit(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            Dtype::F16 => values.chunks_exact(2).for_each(|b| emit(half::f16::from_le_bytes([b[0], b[1]]).to_f32())),
+            _ => values.chunks_exact(2).for_each(|b| emit(half::bf16::from_le_bytes([b[0], b[1]]).to_f32())),
+        }
         let rest = &bytes[whole..];
         self.carry[..rest.len()].copy_from_slice(rest);
         self.carried = rest.len();
