@@ -10,6 +10,7 @@ pub mod bench;
 pub mod config;
 pub mod device;
 mod error;
+pub mod kernels;
 pub mod model;
 pub mod preprocess;
 pub mod pytorch;

@@ -12,12 +12,11 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, sigmoid, softmax};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::Activation;
+pub use crate::kernels::AttentionMask;
+use crate::kernels::{self, Activation as Act};
 
 /// Shapes of one encoder stack.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +52,7 @@ impl EncoderShape {
                 quick_gelu: self.hidden_act == Activation::QuickGelu,
             },
             layer_norm2: norm(),
+            layer_norm_eps: self.layer_norm_eps,
         }
     }
 }
@@ -68,82 +68,20 @@ pub struct ClipAttention {
 }
 
 impl ClipAttention {
-    /// Self-attention over every token: `[rows, tokens, hidden]` in and out.
-    pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
-        let [rows, tokens, hidden] = x.dims();
-        let (q, k, v) = self.qkv(x);
-        let out = attend(q, k, v, mask);
-        self.out_proj.forward(out.swap_dims(1, 2).reshape([rows, tokens, hidden]))
+    /// Self-attention over every token, then `out_proj` with `residual` added:
+    /// `[rows, tokens, hidden]` in and out.
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>, residual: Tensor<3>) -> Tensor<3> {
+        let qkv = kernels::linear(x, &self.qkv_proj, Act::None);
+        let out = kernels::attention(qkv, self.num_heads, mask, None);
+        kernels::linear_residual(out, &self.out_proj, residual)
     }
 
     /// Self-attention for the rows `readout` reads only (`[rows, readout.per_row, hidden]`):
     /// every token's keys and values, but queries for those rows alone.
-    pub fn forward_readout(&self, x: Tensor<3>, readout: &Readout) -> Tensor<3> {
-        let [rows, tokens, hidden] = x.dims();
-        let heads = self.num_heads;
-        let (q, k, v) = self.qkv(x);
-        let q = q.swap_dims(1, 2).reshape([rows * tokens, hidden]).select(0, readout.index.clone());
-        let q = q.reshape([rows, readout.per_row, heads, hidden / heads]).swap_dims(1, 2);
-        let out = attend(q, k, v, readout.mask.as_ref());
-        self.out_proj.forward(out.swap_dims(1, 2).reshape([rows, readout.per_row, hidden]))
-    }
-
-    /// `[rows, tokens, hidden]` -> q, k, v, each `[rows, heads, tokens, head_dim]`.
-    fn qkv(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let [rows, tokens, hidden] = x.dims();
-        let qkv = self.qkv_proj.forward(x).reshape([rows, tokens, 3, self.num_heads, hidden / self.num_heads]);
-        let mut qkv = qkv.permute([2, 0, 3, 1, 4]).chunk(3, 0).into_iter().map(|t| t.squeeze_dim::<4>(0));
-        (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap())
-    }
-}
-
-/// softmax(q kᵀ / √head_dim) v, the mask hiding what a query may not see.
-fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<&AttentionMask>) -> Tensor<4> {
-    match mask {
-        // flex computes attention in one fused CPU kernel.
-        None if q.device() == Device::flex() => attention(q, k, v, None, None, AttentionModuleOptions::default()),
-        Some(AttentionMask::Hidden(mask)) => {
-            attention(q, k, v, Some(mask.clone()), None, AttentionModuleOptions::default())
-        }
-        // On the GPU burn's attention is, without autotune, a decomposition that also guards
-        // against fully masked rows (there are none: every query sees at least itself) with
-        // two clamps, 4 kernels a layer. Spelled out, it is that much shorter, the mask is
-        // uploaded instead of built by kernels, and burn's fusion can merge its element-wise
-        // steps.
-        mask => {
-            let head_dim = q.dims()[3];
-            let scores = q.matmul(k.swap_dims(2, 3)) * (head_dim as f64).powf(-0.5);
-            let scores = match mask {
-                Some(AttentionMask::Additive(mask)) => scores + mask.clone(),
-                _ => scores,
-            };
-            softmax(scores, 3).matmul(v)
-        }
-    }
-}
-
-/// Which keys each query may see, `[rows, 1, queries, keys]`, in the form the device's
-/// attention wants: a bool mask (true = hidden) for flex's fused kernel, 0 / -∞ added to the
-/// scores on the GPU. Built once per forward pass and shared by every layer.
-#[derive(Debug, Clone)]
-pub enum AttentionMask {
-    Hidden(Tensor<4, Bool>),
-    Additive(Tensor<4>),
-}
-
-impl AttentionMask {
-    /// From `visible`, row-major `[rows, queries, keys]`. Every query must see at least one
-    /// key (itself), or softmax would divide by zero.
-    pub fn new(visible: &[bool], [rows, queries, keys]: [usize; 3], device: &Device) -> Self {
-        debug_assert_eq!(visible.len(), rows * queries * keys);
-        let shape = [rows, 1, queries, keys];
-        if *device == Device::flex() {
-            let hidden: Vec<bool> = visible.iter().map(|&v| !v).collect();
-            Self::Hidden(Tensor::from_data(TensorData::new(hidden, shape), device))
-        } else {
-            let values: Vec<f32> = visible.iter().map(|&v| if v { 0.0 } else { f32::NEG_INFINITY }).collect();
-            Self::Additive(Tensor::from_data(TensorData::new(values, shape), device))
-        }
+    pub fn forward_readout(&self, x: Tensor<3>, readout: &Readout, residual: Tensor<3>) -> Tensor<3> {
+        let qkv = kernels::linear(x, &self.qkv_proj, Act::None);
+        let out = kernels::attention(qkv, self.num_heads, readout.mask.as_ref(), Some(readout.index.clone()));
+        kernels::linear_residual(out, &self.out_proj, residual)
     }
 }
 
@@ -176,35 +114,39 @@ pub struct ClipMlp {
 }
 
 impl ClipMlp {
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.fc1.forward(x);
-        let h = if self.quick_gelu { h.clone() * sigmoid(h * 1.702) } else { gelu(h) };
-        self.fc2.forward(h)
+    /// `fc2(act(fc1(x))) + residual`.
+    pub fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        let act = if self.quick_gelu { Act::QuickGelu } else { Act::Gelu };
+        kernels::linear_residual(kernels::linear(x, &self.fc1, act), &self.fc2, residual)
     }
 }
 
-/// One pre-LayerNorm block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
+/// One pre-LayerNorm block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))` (each residual
+/// added by the Linear before it, see [`kernels::linear_residual`]).
 #[derive(Module, Debug)]
 pub struct ClipEncoderLayer {
     pub self_attn: ClipAttention,
     pub layer_norm1: LayerNorm,
     pub mlp: ClipMlp,
     pub layer_norm2: LayerNorm,
+    layer_norm_eps: f64,
 }
 
 impl ClipEncoderLayer {
     pub fn forward(&self, x: Tensor<3>, mask: Option<&AttentionMask>) -> Tensor<3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
-        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+        let eps = self.layer_norm_eps;
+        let x = self.self_attn.forward(kernels::layer_norm(x.clone(), &self.layer_norm1, eps), mask, x);
+        self.mlp.forward(kernels::layer_norm(x.clone(), &self.layer_norm2, eps), x)
     }
 
     /// The same block computed for the rows `readout` reads only: `[rows, per_row, hidden]`.
     pub fn forward_readout(&self, x: Tensor<3>, readout: &Readout) -> Tensor<3> {
+        let eps = self.layer_norm_eps;
         let [rows, tokens, hidden] = x.dims();
         let read = x.clone().reshape([rows * tokens, hidden]).select(0, readout.index.clone());
         let read = read.reshape([rows, readout.per_row, hidden]);
-        let x = read + self.self_attn.forward_readout(self.layer_norm1.forward(x), readout);
-        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+        let x = self.self_attn.forward_readout(kernels::layer_norm(x, &self.layer_norm1, eps), readout, read);
+        self.mlp.forward(kernels::layer_norm(x.clone(), &self.layer_norm2, eps), x)
     }
 }
 

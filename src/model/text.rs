@@ -14,6 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::encoder::{AttentionMask, ClipEncoder, EncoderShape, Readout};
 use crate::config::ClipTextConfig;
+use crate::kernels;
 
 /// A batch of token ids, padded to a common length (row-major `[batch, seq_len]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,7 @@ pub struct ClipTextTransformer {
     pub encoder: ClipEncoder,
     pub final_layer_norm: LayerNorm,
     eos_token_id: u32,
+    layer_norm_eps: f64,
 }
 
 impl ClipTextConfig {
@@ -61,6 +63,7 @@ impl ClipTextConfig {
             .init(device),
             final_layer_norm: LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device),
             eos_token_id: self.eos_token_id,
+            layer_norm_eps: self.layer_norm_eps,
         }
     }
 }
@@ -102,7 +105,7 @@ impl ClipTextTransformer {
         };
         let read = self.encoder.forward(x, Some(&mask), &readout).reshape([rows * per_row, hidden]);
         let order = Tensor::<1, Int>::from_data(TensorData::new(pack.order, [tokens.batch]), &device);
-        self.final_layer_norm.forward(read.select(0, order))
+        kernels::layer_norm(read.select(0, order), &self.final_layer_norm, self.layer_norm_eps)
     }
 }
 

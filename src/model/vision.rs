@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::encoder::{ClipEncoder, EncoderShape, Readout};
 use crate::config::ClipVisionConfig;
+use crate::kernels;
 
 #[derive(Module, Debug)]
 pub struct ClipVisionEmbeddings {
@@ -25,6 +26,7 @@ pub struct ClipVisionTransformer {
     pub pre_layrnorm: LayerNorm,
     pub encoder: ClipEncoder,
     pub post_layernorm: LayerNorm,
+    layer_norm_eps: f64,
 }
 
 impl ClipVisionConfig {
@@ -52,6 +54,7 @@ impl ClipVisionConfig {
             }
             .init(device),
             post_layernorm: norm(),
+            layer_norm_eps: self.layer_norm_eps,
         }
     }
 }
@@ -68,7 +71,8 @@ impl ClipVisionTransformer {
         let x = Tensor::cat(vec![class, patches], 1) + pos;
         // Read at the class token, which every token sees and which sees every token.
         let readout = Readout::position(0, batch, x.dims()[1], &x.device());
-        let pooled = self.encoder.forward(self.pre_layrnorm.forward(x), None, &readout);
-        self.post_layernorm.forward(pooled.reshape([batch, hidden]))
+        let eps = self.layer_norm_eps;
+        let pooled = self.encoder.forward(kernels::layer_norm(x, &self.pre_layrnorm, eps), None, &readout);
+        kernels::layer_norm(pooled.reshape([batch, hidden]), &self.post_layernorm, eps)
     }
 }

@@ -1,0 +1,382 @@
+//! webclip's own GPU kernels for the transformer block, and the reference they are held to.
+//!
+//! The model calls a Linear, an attention and a LayerNorm through the functions here; which
+//! kernel runs is decided here, by the device:
+//!
+//! - on a cubecl device (burn's wgpu backend: Vulkan, Metal, WebGPU) the kernels of this
+//!   module, written in CubeCL and wired into burn through its public extension point, a
+//!   [`backend_extension`] trait ([`ClipKernels`]): one dispatch for a Linear with its bias,
+//!   activation and residual ([`linear`](mod@linear)), one for a layer's attention read straight
+//!   from the packed qkv projection ([`attention`](mod@attention)), one for a LayerNorm
+//!   ([`layer_norm`](mod@layer_norm)). With burn's fusion on, each is a custom operation in the
+//!   fusion stream (opaque to fusion, which merges the element-wise work around it);
+//! - everywhere else, and for 8-bit weights, burn's own ops ([`reference`]): flex's fused CPU
+//!   attention, burn's quantized matmul.
+//!
+//! Every kernel is tested against [`reference`] on the same device at awkward shapes
+//! (`tests/kernels.rs`), and the whole model against transformers (`tests/parity.rs`).
+
+pub mod attention;
+pub mod layer_norm;
+pub mod linear;
+
+use burn::backend::tensor::{FloatTensor, IntTensor, QuantizedTensor};
+use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::{Bool, DType, Device, Int, Shape, Tensor, TensorData};
+use burn_cubecl::CubeBackend;
+
+pub use linear::{Activation, Epilogue};
+
+/// Operations a backend runs as one kernel each (implemented for cubecl's backend; with
+/// fusion, recorded as custom operations and run by it when the stream executes).
+#[backend_extension(Cube: cfg(all()), Fusion: cfg(all()))]
+pub trait ClipKernels: Backend {
+    /// `act(x · w + bias)`, `x` `[M, K]`, `w` `[K, N]`; `epilogue` is an [`Epilogue::code`]
+    /// without a residual.
+    #[fusion(dtype = x, shape = linear_shape(x, weight))]
+    fn clip_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        epilogue: u32,
+    ) -> FloatTensor<Self>;
+
+    /// `x · w + bias + residual`.
+    #[fusion(dtype = x, shape = linear_shape(x, weight))]
+    fn clip_linear_residual(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// [`Self::clip_linear`] with 8-bit weights: `weight` `[N, K]` (a torch Linear's layout),
+    /// burn's `Q8S` in blocks of 32 along K.
+    #[fusion(dtype = x, shape = linear_q8_shape(x, weight))]
+    fn clip_linear_q8(
+        x: FloatTensor<Self>,
+        weight: QuantizedTensor<Self>,
+        bias: FloatTensor<Self>,
+        epilogue: u32,
+    ) -> FloatTensor<Self>;
+
+    /// [`Self::clip_linear_residual`] with 8-bit weights.
+    #[fusion(dtype = x, shape = linear_q8_shape(x, weight))]
+    fn clip_linear_q8_residual(
+        x: FloatTensor<Self>,
+        weight: QuantizedTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// Attention over packed `qkv` `[rows, tokens, 3 · hidden]`, every token a query.
+    #[fusion(dtype = qkv, shape = attention_shape(qkv, None))]
+    fn clip_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self>;
+
+    /// The same with an additive mask `[rows, tokens, tokens]`.
+    #[fusion(dtype = qkv, shape = attention_shape(qkv, None))]
+    fn clip_attention_masked(qkv: FloatTensor<Self>, mask: FloatTensor<Self>, heads: usize) -> FloatTensor<Self>;
+
+    /// Queries only at `index` (flat positions in `[rows · tokens]`, the same count per row).
+    #[fusion(dtype = qkv, shape = attention_shape(qkv, Some(index)))]
+    fn clip_attention_readout(qkv: FloatTensor<Self>, index: IntTensor<Self>, heads: usize) -> FloatTensor<Self>;
+
+    /// Queries at `index`, with a mask `[rows, queries, tokens]`.
+    #[fusion(dtype = qkv, shape = attention_shape(qkv, Some(index)))]
+    fn clip_attention_readout_masked(
+        qkv: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        index: IntTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self>;
+
+    /// LayerNorm of `x` `[rows, width]` along its rows.
+    #[fusion(dtype = x, shape = x)]
+    fn clip_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self>;
+}
+
+fn linear_shape(x: &Shape, weight: &Shape) -> Shape {
+    Shape::new([x[0], weight[1]])
+}
+
+fn linear_q8_shape(x: &Shape, weight: &Shape) -> Shape {
+    Shape::new([x[0], weight[0]])
+}
+
+fn attention_shape(qkv: &Shape, index: Option<&Shape>) -> Shape {
+    let queries = index.map_or(qkv[1], |index| index.num_elements() / qkv[0].max(1));
+    Shape::new([qkv[0], queries, qkv[2] / 3])
+}
+
+impl ClipKernels for CubeBackend {
+    fn clip_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        epilogue: u32,
+    ) -> FloatTensor<Self> {
+        let residual = bias.clone();
+        linear::linear(x, weight, bias, residual, Epilogue { residual: false, ..Epilogue::from_code(epilogue) })
+    }
+
+    fn clip_linear_residual(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let epilogue = Epilogue { bias: true, activation: Activation::None, residual: true };
+        linear::linear(x, weight, bias, residual, epilogue)
+    }
+
+    fn clip_linear_q8(
+        x: FloatTensor<Self>,
+        weight: QuantizedTensor<Self>,
+        bias: FloatTensor<Self>,
+        epilogue: u32,
+    ) -> FloatTensor<Self> {
+        let residual = bias.clone();
+        linear::linear_q8(x, weight, bias, residual, Epilogue { residual: false, ..Epilogue::from_code(epilogue) })
+    }
+
+    fn clip_linear_q8_residual(
+        x: FloatTensor<Self>,
+        weight: QuantizedTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let epilogue = Epilogue { bias: true, activation: Activation::None, residual: true };
+        linear::linear_q8(x, weight, bias, residual, epilogue)
+    }
+
+    fn clip_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        attention::attention(qkv, None, None, heads)
+    }
+
+    fn clip_attention_masked(qkv: FloatTensor<Self>, mask: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        attention::attention(qkv, Some(mask), None, heads)
+    }
+
+    fn clip_attention_readout(qkv: FloatTensor<Self>, index: IntTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        attention::attention(qkv, None, Some(index), heads)
+    }
+
+    fn clip_attention_readout_masked(
+        qkv: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        index: IntTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self> {
+        attention::attention(qkv, Some(mask), Some(index), heads)
+    }
+
+    fn clip_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        layer_norm::layer_norm(x, gamma, beta, eps)
+    }
+}
+
+/// Whether tensors on `device` run webclip's kernels: every device but burn's CPU backends.
+pub fn on_gpu(device: &Device) -> bool {
+    *device != Device::flex()
+}
+
+fn float(t: Tensor<2>) -> burn::backend::DispatchTensor {
+    t.into_dispatch()
+}
+
+/// A Linear's weight as the kernels read it.
+enum Weight {
+    /// `[d_in, d_out]`, burn's Linear layout.
+    Dense(Tensor<2>),
+    /// 8-bit, `[d_out, d_in]` as stored (see [`crate::quant`]).
+    Q8(Tensor<2>),
+}
+
+fn weight(linear: &Linear) -> Weight {
+    let w = linear.weight.val();
+    match w.dtype() {
+        DType::QFloat(_) => Weight::Q8(w.transpose()),
+        _ => Weight::Dense(w),
+    }
+}
+
+/// `act(x · W + b)` for a Linear with a bias, `x` `[rows, tokens, d_in]`.
+pub fn linear(x: Tensor<3>, linear: &Linear, activation: Activation) -> Tensor<3> {
+    let [rows, tokens, d_in] = x.dims();
+    let (true, Some(b)) = (on_gpu(&x.device()), linear.bias.as_ref()) else {
+        return reference::linear(x, linear, activation);
+    };
+    let epilogue = Epilogue { bias: true, activation, residual: false }.code();
+    let (x, b) = (float(x.reshape([rows * tokens, d_in])), b.val().into_dispatch());
+    let out = match weight(linear) {
+        Weight::Dense(w) => Dispatch::clip_linear(x, float(w), b, epilogue),
+        Weight::Q8(w) => Dispatch::clip_linear_q8(x, float(w), b, epilogue),
+    };
+    let out = Tensor::<2>::from_dispatch(out);
+    let d_out = out.dims()[1];
+    out.reshape([rows, tokens, d_out])
+}
+
+/// `x · W + b + residual`.
+pub fn linear_residual(x: Tensor<3>, linear: &Linear, residual: Tensor<3>) -> Tensor<3> {
+    let [rows, tokens, d_in] = x.dims();
+    let (true, Some(b)) = (on_gpu(&x.device()), linear.bias.as_ref()) else {
+        return reference::linear(x, linear, Activation::None) + residual;
+    };
+    let d_out = residual.dims()[2];
+    let (x, b) = (float(x.reshape([rows * tokens, d_in])), b.val().into_dispatch());
+    let residual = residual.reshape([rows * tokens, d_out]).into_dispatch();
+    let out = match weight(linear) {
+        Weight::Dense(w) => Dispatch::clip_linear_residual(x, float(w), b, residual),
+        Weight::Q8(w) => Dispatch::clip_linear_q8_residual(x, float(w), b, residual),
+    };
+    Tensor::<2>::from_dispatch(out).reshape([rows, tokens, d_out])
+}
+
+/// Which keys each query may see, `[rows, 1, queries, keys]`, in the form the device's
+/// attention wants: a bool mask (true = hidden) for flex's fused kernel, 0 / -∞ added to the
+/// scores on the GPU. Built once per forward pass and shared by every layer.
+#[derive(Debug, Clone)]
+pub enum AttentionMask {
+    Hidden(Tensor<4, Bool>),
+    Additive(Tensor<4>),
+}
+
+impl AttentionMask {
+    /// From `visible`, row-major `[rows, queries, keys]`. Every query must see at least one
+    /// key (itself), or softmax would divide by zero.
+    pub fn new(visible: &[bool], [rows, queries, keys]: [usize; 3], device: &Device) -> Self {
+        debug_assert_eq!(visible.len(), rows * queries * keys);
+        let shape = [rows, 1, queries, keys];
+        if on_gpu(device) {
+            let values: Vec<f32> = visible.iter().map(|&v| if v { 0.0 } else { f32::NEG_INFINITY }).collect();
+            Self::Additive(Tensor::from_data(TensorData::new(values, shape), device))
+        } else {
+            let hidden: Vec<bool> = visible.iter().map(|&v| !v).collect();
+            Self::Hidden(Tensor::from_data(TensorData::new(hidden, shape), device))
+        }
+    }
+}
+
+/// Self-attention with `heads` heads over packed `qkv` `[rows, tokens, 3 · hidden]`: every
+/// token a query, or only those `index` names (flat positions in `[rows · tokens]`, the same
+/// count per row). `[rows, queries, hidden]`, heads merged.
+pub fn attention(
+    qkv: Tensor<3>,
+    heads: usize,
+    mask: Option<&AttentionMask>,
+    index: Option<Tensor<1, Int>>,
+) -> Tensor<3> {
+    let mask = match mask {
+        Some(AttentionMask::Additive(mask)) if on_gpu(&qkv.device()) => {
+            let [rows, _, queries, keys] = mask.dims();
+            Some(mask.clone().reshape([rows, queries, keys]))
+        }
+        None if on_gpu(&qkv.device()) => None,
+        _ => return reference::attention(qkv, heads, mask, index),
+    };
+    let qkv = qkv.into_dispatch();
+    let out = match (mask, index) {
+        (None, None) => Dispatch::clip_attention(qkv, heads),
+        (Some(mask), None) => Dispatch::clip_attention_masked(qkv, mask.into_dispatch(), heads),
+        (None, Some(index)) => Dispatch::clip_attention_readout(qkv, index.into_dispatch(), heads),
+        (Some(mask), Some(index)) => {
+            Dispatch::clip_attention_readout_masked(qkv, mask.into_dispatch(), index.into_dispatch(), heads)
+        }
+    };
+    Tensor::from_dispatch(out)
+}
+
+/// LayerNorm along the last dimension of `x` `[rows, tokens, width]`.
+pub fn layer_norm<const D: usize>(x: Tensor<D>, norm: &LayerNorm, eps: f64) -> Tensor<D> {
+    match (on_gpu(&x.device()), norm.beta.as_ref()) {
+        (true, Some(beta)) => {
+            let dims = x.dims();
+            let width = dims[D - 1];
+            let rows = x.shape().num_elements() / width.max(1);
+            let out = Dispatch::clip_layer_norm(
+                float(x.reshape([rows, width])),
+                norm.gamma.val().into_dispatch(),
+                beta.val().into_dispatch(),
+                eps,
+            );
+            Tensor::<2>::from_dispatch(out).reshape(dims)
+        }
+        _ => norm.forward(x),
+    }
+}
+
+/// The same operations in burn's own ops: what runs on the CPU and for 8-bit weights, and what
+/// the kernels are tested against.
+pub mod reference {
+    use burn::nn::Linear;
+    use burn::tensor::activation::{gelu, sigmoid, softmax};
+    use burn::tensor::module::attention as fused_attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{Device, Int, Tensor};
+
+    use super::{Activation, AttentionMask};
+
+    pub fn linear(x: Tensor<3>, linear: &Linear, activation: Activation) -> Tensor<3> {
+        let h = linear.forward(x);
+        match activation {
+            Activation::None => h,
+            Activation::QuickGelu => h.clone() * sigmoid(h * 1.702),
+            Activation::Gelu => gelu(h),
+        }
+    }
+
+    /// As [`super::attention`], in burn's attention ops.
+    pub fn attention(
+        qkv: Tensor<3>,
+        heads: usize,
+        mask: Option<&AttentionMask>,
+        index: Option<Tensor<1, Int>>,
+    ) -> Tensor<3> {
+        let [rows, tokens, width] = qkv.dims();
+        let hidden = width / 3;
+        let head_dim = hidden / heads;
+        let qkv = qkv.reshape([rows, tokens, 3, heads, head_dim]).permute([2, 0, 3, 1, 4]);
+        let mut parts = qkv.chunk(3, 0).into_iter().map(|t| t.squeeze_dim::<4>(0));
+        let (q, k, v) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let (q, queries) = match index {
+            Some(index) => {
+                let queries = index.dims()[0] / rows.max(1);
+                let q = q.swap_dims(1, 2).reshape([rows * tokens, hidden]).select(0, index);
+                (q.reshape([rows, queries, heads, head_dim]).swap_dims(1, 2), queries)
+            }
+            None => (q, tokens),
+        };
+        let out = match mask {
+            // flex computes attention in one fused CPU kernel.
+            None if q.device() == Device::flex() => {
+                fused_attention(q, k, v, None, None, AttentionModuleOptions::default())
+            }
+            Some(AttentionMask::Hidden(mask)) => {
+                fused_attention(q, k, v, Some(mask.clone()), None, AttentionModuleOptions::default())
+            }
+            // On the GPU, burn's attention without autotune is a decomposition that also
+            // guards against fully masked rows; spelled out, it is shorter and fusable.
+            mask => {
+                let scores = q.matmul(k.swap_dims(2, 3)) * (head_dim as f64).powf(-0.5);
+                let scores = match mask {
+                    Some(AttentionMask::Additive(mask)) => scores + mask.clone(),
+                    _ => scores,
+                };
+                softmax(scores, 3).matmul(v)
+            }
+        };
+        out.swap_dims(1, 2).reshape([rows, queries, hidden])
+    }
+}

@@ -1,0 +1,173 @@
+//! webclip's GPU kernels (`src/kernels/`) against burn's own ops on the same device (wgpu
+//! over Vulkan: lavapipe here), at shapes that are not multiples of the tiles: one row, odd
+//! widths (no vectorized loads), more queries than a workgroup takes, rows that see every
+//! key, rows that see only themselves, packed prompts, and queries at a few tokens only.
+
+use std::sync::OnceLock;
+
+use burn::module::Param;
+use burn::nn::{LayerNormConfig, LinearConfig};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use webclip::kernels::{self, Activation, AttentionMask, reference};
+use webclip::{ComputeDevice, quant};
+
+/// The one wgpu device of this process (cubecl registers a runtime once per process).
+fn device() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let device = ComputeDevice::wgpu().expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)");
+            assert_eq!(device.graphics_api.as_deref(), Some("Vulkan"), "{}", device.describe());
+            device.device
+        })
+        .clone()
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
+}
+
+/// Largest difference, relative to the reference's largest magnitude (at least 1).
+fn assert_near(what: &str, got: Tensor<3>, want: Tensor<3>, tol: f32) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (got, want) = (values(got), values(want));
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let (i, diff) = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .enumerate()
+        .fold((0, 0f32), |m, (i, d)| if d > m.1 || d.is_nan() { (i, d) } else { m });
+    assert!(diff <= tol * scale, "{what}: {} vs {} at {i} (difference {diff:e}, scale {scale})", got[i], want[i]);
+}
+
+#[test]
+fn linear_matches_burn_at_awkward_shapes() {
+    let device = device();
+    // (rows, tokens, d_in, d_out): one row; odd K and N (scalar loads); N one past a tile; M
+    // past a 16-, 32- and 64-row tile; K shorter than a K slice.
+    let shapes = [
+        (1, 1, 16, 64),
+        (1, 1, 7, 3),
+        (1, 50, 48, 96),
+        (2, 34, 100, 65),
+        (1, 67, 32, 130),
+        (3, 100, 64, 72),
+        (5, 61, 36, 44),
+        (1, 300, 20, 8),
+    ];
+    for (rows, tokens, d_in, d_out) in shapes {
+        let mut linear = LinearConfig::new(d_in, d_out).init(&device);
+        linear.bias = Some(Param::from_tensor(random([d_out], &device)));
+        let x = random([rows, tokens, d_in], &device);
+        for act in [Activation::None, Activation::QuickGelu, Activation::Gelu] {
+            let got = kernels::linear(x.clone(), &linear, act);
+            let want = reference::linear(x.clone(), &linear, act);
+            assert_near(&format!("linear {rows}x{tokens}x{d_in}->{d_out} {act:?}"), got, want, 1e-5);
+        }
+        let residual = random([rows, tokens, d_out], &device);
+        let got = kernels::linear_residual(x.clone(), &linear, residual.clone());
+        let want = reference::linear(x, &linear, Activation::None) + residual;
+        assert_near(&format!("linear {rows}x{tokens}x{d_in}->{d_out} + residual"), got, want, 1e-5);
+    }
+}
+
+#[test]
+fn linear_with_8_bit_weights_matches_burn() {
+    let device = device();
+    // K a multiple of 32 (the format's blocks); N odd or one past a tile; one row; many rows.
+    for (rows, tokens, d_in, d_out) in [(1, 1, 32, 3), (2, 34, 64, 65), (1, 67, 96, 130), (1, 300, 32, 8)] {
+        let w: Vec<f32> = (0..d_in * d_out).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 0.4).collect();
+        let (q, scales) = quant::quantize(&w);
+        let scales = scales.iter().map(|s| s.to_f32()).collect();
+        let matrix = quant::QuantMatrix::new("w", q, scales, d_out, d_in).unwrap();
+        let mut linear = LinearConfig::new(d_in, d_out).init(&device);
+        linear.weight = Param::from_tensor(matrix.to_device(&device));
+        linear.bias = Some(Param::from_tensor(random([d_out], &device)));
+        assert!(matches!(linear.weight.val().dtype(), burn::tensor::DType::QFloat(_)), "8-bit on the device");
+        let x = random([rows, tokens, d_in], &device);
+        let what = format!("q8 linear {rows}x{tokens}x{d_in}->{d_out}");
+        for act in [Activation::None, Activation::QuickGelu] {
+            let got = kernels::linear(x.clone(), &linear, act);
+            assert_near(&format!("{what} {act:?}"), got, reference::linear(x.clone(), &linear, act), 1e-5);
+        }
+        let residual = random([rows, tokens, d_out], &device);
+        let got = kernels::linear_residual(x.clone(), &linear, residual.clone());
+        let want = reference::linear(x, &linear, Activation::None) + residual;
+        assert_near(&format!("{what} + residual"), got, want, 1e-5);
+    }
+}
+
+#[test]
+fn layer_norm_matches_burn() {
+    let device = device();
+    for (rows, tokens, width) in [(1, 1, 768), (2, 7, 48), (1, 3, 5), (3, 50, 100), (1, 2, 1280)] {
+        let mut norm = LayerNormConfig::new(width).init(&device);
+        norm.gamma = Param::from_tensor(random([width], &device));
+        norm.beta = Some(Param::from_tensor(random([width], &device)));
+        // Off-centre rows, so a mean taken wrong shows.
+        let x = random([rows, tokens, width], &device) * 3.0 + 2.0;
+        let got = kernels::layer_norm(x.clone(), &norm, 1e-5);
+        assert_near(&format!("layer norm {rows}x{tokens}x{width}"), got, norm.forward(x), 1e-5);
+    }
+}
+
+/// `[rows, tokens, tokens]`: causal within spans of `span` tokens (packed prompts), the rest
+/// of each row's tail seeing only itself.
+fn packed_visibility(rows: usize, tokens: usize, span: usize, used: usize) -> Vec<bool> {
+    let mut visible = vec![false; rows * tokens * tokens];
+    for r in 0..rows {
+        for q in 0..tokens {
+            for k in 0..=q {
+                let same = if q < used { k < used && k / span == q / span } else { k == q };
+                visible[(r * tokens + q) * tokens + k] = same;
+            }
+        }
+    }
+    visible
+}
+
+#[test]
+fn attention_matches_burn_with_and_without_masks() {
+    let device = device();
+    // (rows, tokens, heads, head_dim): one token; fewer tokens than a key block; an image's 50;
+    // more queries than a workgroup (70, 130); head sizes of the tiny models and of CLIP.
+    for (rows, tokens, heads, head_dim) in [(1, 1, 2, 8), (2, 5, 4, 12), (1, 50, 3, 64), (2, 70, 2, 8), (1, 130, 1, 16)]
+    {
+        let hidden = heads * head_dim;
+        let qkv = random([rows, tokens, 3 * hidden], &device) * 2.0;
+        let what = format!("attention {rows}x{tokens}, {heads} heads of {head_dim}");
+
+        let got = kernels::attention(qkv.clone(), heads, None, None);
+        assert_near(&format!("{what}, unmasked"), got, reference::attention(qkv.clone(), heads, None, None), 1e-5);
+
+        let span = 4.min(tokens);
+        let used = tokens - tokens / 5;
+        let visible = packed_visibility(rows, tokens, span, used);
+        let mask = AttentionMask::new(&visible, [rows, tokens, tokens], &device);
+        let got = kernels::attention(qkv.clone(), heads, Some(&mask), None);
+        let want = reference::attention(qkv.clone(), heads, Some(&mask), None);
+        assert_near(&format!("{what}, packed causal mask"), got, want, 1e-5);
+
+        // Queries at a few tokens of each row: the last, the first, one in the tail.
+        let picks = [tokens - 1, 0, used.min(tokens - 1)];
+        let index: Vec<i64> = (0..rows).flat_map(|r| picks.map(|p| (r * tokens + p) as i64)).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows * picks.len()]), &device);
+        let got = kernels::attention(qkv.clone(), heads, None, Some(index.clone()));
+        let want = reference::attention(qkv.clone(), heads, None, Some(index.clone()));
+        assert_near(&format!("{what}, readout"), got, want, 1e-5);
+
+        let read_visible: Vec<bool> = (0..rows)
+            .flat_map(|r| picks.iter().flat_map(move |&p| (0..tokens).map(move |k| (r, p, k))))
+            .map(|(r, p, k)| visible[(r * tokens + p) * tokens + k])
+            .collect();
+        let read_mask = AttentionMask::new(&read_visible, [rows, picks.len(), tokens], &device);
+        let got = kernels::attention(qkv.clone(), heads, Some(&read_mask), Some(index.clone()));
+        let want = reference::attention(qkv, heads, Some(&read_mask), Some(index));
+        assert_near(&format!("{what}, readout with mask"), got, want, 1e-5);
+    }
+}
