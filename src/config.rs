@@ -132,6 +132,27 @@ impl ClipConfig {
     }
 
     /// Reject shapes the model cannot be built with, before any weight is read.
+    /// The largest parameter, by values: (its key, its value count). The token embedding for
+    /// every OpenAI CLIP (ViT-L/14's is 49408 × 768, 152 MB in f32).
+    pub fn largest_tensor(&self) -> (&'static str, usize) {
+        let t = &self.text_config;
+        let v = &self.vision_config;
+        let patch = v.num_channels * v.patch_size * v.patch_size;
+        [
+            ("text_model.embeddings.token_embedding.weight", t.vocab_size * t.hidden_size),
+            ("text_model.embeddings.position_embedding.weight", t.max_position_embeddings * t.hidden_size),
+            ("text_model.encoder.layers.0.self_attn (q, k, v)", 3 * t.hidden_size * t.hidden_size),
+            ("text_model.encoder.layers.0.mlp.fc1.weight", t.intermediate_size * t.hidden_size),
+            ("vision_model.embeddings.patch_embedding.weight", v.hidden_size * patch),
+            ("vision_model.embeddings.position_embedding.weight", (v.patches_per_side().pow(2) + 1) * v.hidden_size),
+            ("vision_model.encoder.layers.0.self_attn (q, k, v)", 3 * v.hidden_size * v.hidden_size),
+            ("vision_model.encoder.layers.0.mlp.fc1.weight", v.intermediate_size * v.hidden_size),
+        ]
+        .into_iter()
+        .max_by_key(|&(_, n)| n)
+        .expect("a non-empty list")
+    }
+
     pub fn validate(&self) -> Result<(), Error> {
         let t = &self.text_config;
         let v = &self.vision_config;

@@ -61,6 +61,10 @@ pub struct ComputeDevice {
     pub adapter: String,
     /// Graphics API wgpu drives the adapter with (`Vulkan`, `BrowserWebGpu`, ...); `None` on CPU.
     pub graphics_api: Option<String>,
+    /// The largest buffer a kernel may bind, in bytes: what the device was given of the
+    /// adapter's limits (cubecl asks for all of them, beyond WebGPU's 128 MiB default
+    /// binding); `None` on the CPU.
+    pub max_binding: Option<u64>,
 }
 
 impl ComputeDevice {
@@ -71,6 +75,7 @@ impl ComputeDevice {
             precision: Precision::F32,
             adapter: "CPU".into(),
             graphics_api: None,
+            max_binding: None,
         }
     }
 
@@ -115,13 +120,34 @@ impl ComputeDevice {
 
     fn from_setup(device: Device, setup: &burn::tensor::wgpu::WgpuSetup) -> Self {
         let info = setup.adapter.get_info();
+        let limits = setup.device.limits();
         Self {
             device,
             kind: BackendKind::Wgpu,
             precision: Precision::F32,
             adapter: info.name.clone(),
             graphics_api: Some(format!("{:?}", info.backend)),
+            max_binding: Some(limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)),
         }
+    }
+
+    /// Whether the model `config` describes fits this device's buffers: said in words from the
+    /// configuration alone, before any weight is fetched.
+    pub fn check_fits(&self, config: &crate::ClipConfig) -> Result<(), Error> {
+        let Some(limit) = self.max_binding else { return Ok(()) };
+        let (name, values) = config.largest_tensor();
+        let bytes = values as u64 * if self.precision == Precision::F16 { 2 } else { 4 };
+        if bytes > limit {
+            let mb = |b: u64| b as f64 / 1e6;
+            return Err(Error::Device(format!(
+                "this model does not fit {}: its {name} takes {:.0} MB, and the GPU binds at most {:.0} MB \
+                 per buffer; use the CPU backend (or a smaller model)",
+                self.adapter,
+                mb(bytes),
+                mb(limit)
+            )));
+        }
+        Ok(())
     }
 
     /// `wgpu` or `cpu` as asked (native only).
@@ -147,4 +173,25 @@ impl ComputeDevice {
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
     let data = t.into_data_async().await.map_err(|e| Error::Device(format!("reading results back failed: {e:?}")))?;
     data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected result data: {e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_past_the_largest_binding_is_refused_in_words() {
+        // WebGPU's default binding limit, which an adapter may raise.
+        let gpu = ComputeDevice { max_binding: Some(128 << 20), kind: BackendKind::Wgpu, ..ComputeDevice::cpu() };
+        let b32 = || crate::ClipConfig::from_json(r#"{"model_type": "clip"}"#).unwrap();
+        let mut l14 = b32();
+        l14.text_config.hidden_size = 768;
+        let err = gpu.check_fits(&l14).unwrap_err().to_string();
+        assert!(err.contains("token_embedding") && err.contains("152 MB") && err.contains("134 MB"), "{err}");
+        // B/32's token embedding (49408 × 512, 101 MB) fits; the CPU has no such limit.
+        gpu.check_fits(&b32()).unwrap();
+        ComputeDevice::cpu().check_fits(&l14).unwrap();
+        // In f16 the L/14 embedding takes 76 MB.
+        ComputeDevice { precision: Precision::F16, ..gpu }.check_fits(&l14).unwrap();
+    }
 }

@@ -222,6 +222,11 @@ mod cli {
     }
 
     fn load_on(args: &ModelArgs, device: &ComputeDevice) -> Result<Clip, Error> {
+        // A model too large for the GPU says so first (a missing or bad config, when loading).
+        let config = std::fs::read_to_string(args.model.join("config.json")).ok();
+        if let Some(config) = config.and_then(|c| webclip::ClipConfig::from_json(&c).ok()) {
+            device.check_fits(&config)?;
+        }
         match &args.weights {
             Some(name) => Clip::load_dir_with(&args.model, name, &device.device),
             None => Clip::load_dir(&args.model, &device.device),

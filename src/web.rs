@@ -225,6 +225,7 @@ impl WebClip {
             tokenizer_json: tokenizer_json.as_deref(),
         };
         let stream = Clip::load_streaming(files, &self.device.device).map_err(js_error)?;
+        self.device.check_fits(&stream.config).map_err(js_error)?;
         Ok(ModelLoad {
             config_json,
             preprocessor_json,

@@ -73,6 +73,11 @@ impl Epilogue {
 ///
 /// (`docs/speed.md` has the measurements behind it.)
 pub fn block_m(m: usize) -> usize {
+    // For measuring the table: `WEBCLIP_BLOCK_M=16|32|64` fixes it for every product.
+    #[cfg(not(target_family = "wasm"))]
+    if let Some(bm) = std::env::var("WEBCLIP_BLOCK_M").ok().and_then(|v| v.parse().ok()).filter(|v| [16, 32, 64].contains(v)) {
+        return bm;
+    }
     match m {
         0..=64 => 16,
         65..=256 => 32,

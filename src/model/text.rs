@@ -93,18 +93,19 @@ impl ClipTextTransformer {
         }
         let pack = Packing::new(tokens, self.eos_token_id);
         let (rows, width, per_row) = (pack.rows, pack.width, pack.per_row);
+        // Every upload first: an upload after queued work costs the GPU a submit.
         let ints =
             |values: Vec<i64>, shape: [usize; 2]| Tensor::<2, Int>::from_data(TensorData::new(values, shape), &device);
-        let x = self.embeddings.token_embedding.forward(ints(pack.ids, [rows, width]))
-            + self.embeddings.position_embedding.forward(ints(pack.positions, [rows, width]));
+        let (ids, positions) = (ints(pack.ids, [rows, width]), ints(pack.positions, [rows, width]));
         let mask = AttentionMask::new(&pack.visible, [rows, width, width], &device);
         let readout = Readout {
             index: Tensor::from_data(TensorData::new(pack.read, [rows * per_row]), &device),
             per_row,
             mask: Some(AttentionMask::new(&pack.read_visible, [rows, per_row, width], &device)),
         };
-        let read = self.encoder.forward(x, Some(&mask), &readout).reshape([rows * per_row, hidden]);
         let order = Tensor::<1, Int>::from_data(TensorData::new(pack.order, [tokens.batch]), &device);
+        let x = self.embeddings.token_embedding.forward(ids) + self.embeddings.position_embedding.forward(positions);
+        let read = self.encoder.forward(x, Some(&mask), &readout).reshape([rows * per_row, hidden]);
         kernels::layer_norm(read.select(0, order), &self.final_layer_norm, self.layer_norm_eps)
     }
 }

@@ -63,14 +63,16 @@ impl ClipVisionTransformer {
     /// Pooled output `[batch, hidden]` for normalized pixels `[batch, 3, size, size]`.
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
         let batch = pixels.dims()[0];
+        // Read at the class token, which every token sees and which sees every token. Made
+        // before any work is queued: an upload after queued work costs the GPU a submit.
+        let tokens = self.embeddings.position_embedding.weight.dims()[0];
+        let readout = Readout::position(0, batch, tokens, &pixels.device());
         let patches = self.embeddings.patch_embedding.forward(pixels); // [batch, hidden, side, side]
         let hidden = patches.dims()[1];
         let patches = patches.flatten::<3>(2, 3).swap_dims(1, 2); // [batch, patches, hidden]
         let class = self.embeddings.class_embedding.val().reshape([1, 1, hidden]).expand([batch, 1, hidden]);
         let pos = self.embeddings.position_embedding.weight.val().unsqueeze::<3>(); // [1, 1 + patches, hidden]
         let x = Tensor::cat(vec![class, patches], 1) + pos;
-        // Read at the class token, which every token sees and which sees every token.
-        let readout = Readout::position(0, batch, x.dims()[1], &x.device());
         let eps = self.layer_norm_eps;
         let pooled = self.encoder.forward(kernels::layer_norm(x, &self.pre_layrnorm, eps), None, &readout);
         kernels::layer_norm(pooled.reshape([batch, hidden]), &self.post_layernorm, eps)
