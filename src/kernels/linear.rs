@@ -75,7 +75,9 @@ impl Epilogue {
 pub fn block_m(m: usize) -> usize {
     // For measuring the table: `WEBCLIP_BLOCK_M=16|32|64` fixes it for every product.
     #[cfg(not(target_family = "wasm"))]
-    if let Some(bm) = std::env::var("WEBCLIP_BLOCK_M").ok().and_then(|v| v.parse().ok()).filter(|v| [16, 32, 64].contains(v)) {
+    if let Some(bm) =
+        std::env::var("WEBCLIP_BLOCK_M").ok().and_then(|v| v.parse().ok()).filter(|v| [16, 32, 64].contains(v))
+    {
         return bm;
     }
     match m {
