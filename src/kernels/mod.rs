@@ -191,6 +191,21 @@ pub fn on_gpu(device: &Device) -> bool {
     *device != Device::flex()
 }
 
+/// Which of webclip's kernels run on a GPU: all of them, unless (natively, for measuring what
+/// each one does) `WEBCLIP_KERNELS` lists some of `linear`, `attention`, `layer_norm`
+/// (`none`: burn's ops throughout).
+fn uses(kernel: &str) -> bool {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        if let Some(list) = CHOSEN.get_or_init(|| std::env::var("WEBCLIP_KERNELS").ok()) {
+            return list.split(',').any(|k| k.trim() == kernel);
+        }
+    }
+    let _ = kernel;
+    true
+}
+
 fn float(t: Tensor<2>) -> burn::backend::DispatchTensor {
     t.into_dispatch()
 }
@@ -214,7 +229,7 @@ fn weight(linear: &Linear) -> Weight {
 /// `act(x · W + b)` for a Linear with a bias, `x` `[rows, tokens, d_in]`.
 pub fn linear(x: Tensor<3>, linear: &Linear, activation: Activation) -> Tensor<3> {
     let [rows, tokens, d_in] = x.dims();
-    let (true, Some(b)) = (on_gpu(&x.device()), linear.bias.as_ref()) else {
+    let (true, Some(b)) = (on_gpu(&x.device()) && uses("linear"), linear.bias.as_ref()) else {
         return reference::linear(x, linear, activation);
     };
     let epilogue = Epilogue { bias: true, activation, residual: false }.code();
@@ -231,7 +246,7 @@ pub fn linear(x: Tensor<3>, linear: &Linear, activation: Activation) -> Tensor<3
 /// `x · W + b + residual`.
 pub fn linear_residual(x: Tensor<3>, linear: &Linear, residual: Tensor<3>) -> Tensor<3> {
     let [rows, tokens, d_in] = x.dims();
-    let (true, Some(b)) = (on_gpu(&x.device()), linear.bias.as_ref()) else {
+    let (true, Some(b)) = (on_gpu(&x.device()) && uses("linear"), linear.bias.as_ref()) else {
         return reference::linear(x, linear, Activation::None) + residual;
     };
     let d_out = residual.dims()[2];
@@ -278,12 +293,13 @@ pub fn attention(
     mask: Option<&AttentionMask>,
     index: Option<Tensor<1, Int>>,
 ) -> Tensor<3> {
+    let gpu = on_gpu(&qkv.device()) && uses("attention");
     let mask = match mask {
-        Some(AttentionMask::Additive(mask)) if on_gpu(&qkv.device()) => {
+        Some(AttentionMask::Additive(mask)) if gpu => {
             let [rows, _, queries, keys] = mask.dims();
             Some(mask.clone().reshape([rows, queries, keys]))
         }
-        None if on_gpu(&qkv.device()) => None,
+        None if gpu => None,
         _ => return reference::attention(qkv, heads, mask, index),
     };
     let qkv = qkv.into_dispatch();
@@ -300,7 +316,7 @@ pub fn attention(
 
 /// LayerNorm along the last dimension of `x` `[rows, tokens, width]`.
 pub fn layer_norm<const D: usize>(x: Tensor<D>, norm: &LayerNorm, eps: f64) -> Tensor<D> {
-    match (on_gpu(&x.device()), norm.beta.as_ref()) {
+    match (on_gpu(&x.device()) && uses("layer_norm"), norm.beta.as_ref()) {
         (true, Some(beta)) => {
             let dims = x.dims();
             let width = dims[D - 1];
