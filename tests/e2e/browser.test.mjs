@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, copyFileSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, copyFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -37,6 +37,7 @@ const BASE_ARGS = [
 ];
 
 let server;
+let large;
 const serverLog = [];
 
 before(async () => {
@@ -47,6 +48,11 @@ before(async () => {
   const w = readFileSync(join(corrupt, "model.safetensors"));
   writeFileSync(join(corrupt, "model.safetensors"), w.subarray(0, w.length - 1000));
 
+  // ViT-L/14's token embedding (49408 × 768 f32, 152 MB: over WebGPU's 128 MiB default
+  // binding) on the tiny model: its text tower widened from 32 to 768, deterministic values.
+  large = mkdtempSync(join(tmpdir(), "webclip-l14-embedding-"));
+  writeWidenedText(join(FIX, "tiny-quickgelu"), large, 768);
+
   server = spawn(
     process.execPath,
     [
@@ -56,6 +62,7 @@ before(async () => {
       "--model", `tiny=${join(FIX, "tiny-quickgelu")}`,
       "--model", `corrupt=${corrupt}`,
       "--model", `q8=${join(FIX, "tiny-quickgelu-q8")}`,
+      "--model", `l14emb=${large}`,
       "--mount", `/e2e/=${join(ROOT, "tests/e2e")}`,
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
@@ -71,7 +78,59 @@ before(async () => {
   });
 });
 
-after(() => server?.kill());
+after(() => {
+  server?.kill();
+  if (large) rmSync(large, { recursive: true, force: true });
+});
+
+/// `from`'s model with its text tower (hidden size 32) made `hidden` wide: every text tensor's
+/// dimension of 32 becomes `hidden`, in f32, filled with small deterministic values (LayerNorm weights
+/// near 1), the rest kept as it is. Written as safetensors, tensor by tensor.
+function writeWidenedText(from, to, hidden) {
+  const config = JSON.parse(readFileSync(join(from, "config.json"), "utf8"));
+  const narrow = config.text_config.hidden_size;
+  config.text_config.hidden_size = hidden;
+  config.text_config.num_attention_heads = hidden / 64;
+  writeFileSync(join(to, "config.json"), JSON.stringify(config));
+  for (const f of ["preprocessor_config.json", "tokenizer.json"]) {
+    try { copyFileSync(join(from, f), join(to, f)); } catch {}
+  }
+  const file = readFileSync(join(from, "model.safetensors"));
+  const headerLen = Number(file.readBigUInt64LE(0));
+  const header = JSON.parse(file.subarray(8, 8 + headerLen).toString("utf8"));
+  const out = {};
+  const parts = [];
+  let offset = 0;
+  let seed = 1;
+  for (const [name, info] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    const text = name.startsWith("text_model.") || name === "text_projection.weight";
+    const shape = text ? info.shape.map((d) => (d === narrow ? hidden : d)) : info.shape;
+    const n = shape.reduce((a, d) => a * d, 1);
+    let bytes;
+    let dtype = info.dtype;
+    if (text && info.dtype.startsWith("F")) {
+      dtype = "F32";
+      const values = new Float32Array(n);
+      const norm = /layer_norm.*weight$/.test(name);
+      for (let i = 0; i < n; i++) {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        values[i] = (norm ? 1 : 0) + ((seed >>> 8) / 16777216 - 0.5) * 0.1;
+      }
+      bytes = Buffer.from(values.buffer);
+    } else {
+      bytes = file.subarray(8 + headerLen + info.data_offsets[0], 8 + headerLen + info.data_offsets[1]);
+    }
+    out[name] = { dtype, shape, data_offsets: [offset, offset + bytes.length] };
+    parts.push(bytes);
+    offset += bytes.length;
+  }
+  let json = Buffer.from(JSON.stringify(out));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(join(to, "model.safetensors"), Buffer.concat([len, json, ...parts]));
+}
 
 async function browser({ webgpu = true, camera = false } = {}) {
   const args = [...BASE_ARGS];
@@ -181,6 +240,28 @@ describe("webclip page", { concurrency: false }, () => {
       for (const name of ["chelsea.png", "coffee.png"]) assertMatchesReference(await shown(page, name), name);
     } finally {
       await b.close();
+    }
+  });
+
+  test("a token embedding of ViT-L/14's size (152 MB, over WebGPU's 128 MiB default binding) loads on WebGPU and gives the CPU's numbers", async () => {
+    const labels = REF.labels.slice(0, 5);
+    const probs = {};
+    for (const backend of ["webgpu", "cpu"]) {
+      const { b, page, console } = await browser();
+      try {
+        await openLoaded(page, `model=/models/l14emb/&backend=${backend}`);
+        assert.equal(await page.getAttribute("body", "data-backend"), backend, console.join("\n"));
+        await setLabels(page, labels);
+        await upload(page, ["chelsea.png"]);
+        probs[backend] = await shown(page, "chelsea.png");
+        assert.equal(Object.keys(probs[backend]).length, labels.length, console.join("\n"));
+      } finally {
+        await b.close();
+      }
+    }
+    for (const label of labels) {
+      const diff = Math.abs(probs.webgpu[label] - probs.cpu[label]);
+      assert.ok(diff <= TOL, `${label}: WebGPU ${probs.webgpu[label]} vs CPU ${probs.cpu[label]}`);
     }
   });
 
