@@ -8,10 +8,10 @@
 //!   [`backend_extension`] trait ([`ClipKernels`]): one dispatch for a Linear with its bias,
 //!   activation and residual ([`linear`](mod@linear)), one for a layer's attention read straight
 //!   from the packed qkv projection ([`attention`](mod@attention)), one for a LayerNorm
-//!   ([`layer_norm`](mod@layer_norm)). With burn's fusion on, each is a custom operation in the
-//!   fusion stream (opaque to fusion, which merges the element-wise work around it);
-//! - everywhere else, and for 8-bit weights, burn's own ops ([`reference`]): flex's fused CPU
-//!   attention, burn's quantized matmul.
+//!   ([`layer_norm`](mod@layer_norm)). 8-bit Linear weights are read by the same `linear`,
+//!   dequantized as staged. With burn's fusion on, each is a custom operation in the fusion
+//!   stream (opaque to fusion, which still merges the element-wise work between them);
+//! - on the CPU, burn's own ops ([`reference`]): flex's matmul and its fused CPU attention.
 //!
 //! Every kernel is tested against [`reference`] on the same device at awkward shapes
 //! (`tests/kernels.rs`), and the whole model against transformers (`tests/parity.rs`).
