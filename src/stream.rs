@@ -393,10 +393,13 @@ impl WeightStream {
             quant_loaded: &mut self.quant_loaded,
             error: None,
         };
-        let model = self.skeleton.map(&mut filler);
+        let mut model = self.skeleton.map(&mut filler);
         match filler.error {
             Some(e) => Err(e),
-            None => Ok(model),
+            None => {
+                model.pack_linears();
+                Ok(model)
+            }
         }
     }
 

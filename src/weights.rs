@@ -101,10 +101,13 @@ pub fn decode_f32(name: &str, t: &RawTensor) -> Result<Vec<f32>, Error> {
 pub fn load_model(config: &ClipConfig, source: &impl TensorSource, device: &Device) -> Result<ClipModel, Error> {
     config.validate()?;
     let mut loader = Loader { source, device: device.clone(), at: KeyPath::default(), error: None };
-    let model = config.init(device).map(&mut loader);
+    let mut model = config.init(device).map(&mut loader);
     match loader.error {
         Some(e) => Err(e),
-        None => Ok(model),
+        None => {
+            model.pack_linears();
+            Ok(model)
+        }
     }
 }
 

@@ -6,9 +6,10 @@
 use std::sync::OnceLock;
 
 use burn::module::Param;
-use burn::nn::{LayerNormConfig, LinearConfig};
+use burn::nn::LayerNormConfig;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use webclip::kernels::{self, Activation, AttentionMask, reference};
+use webclip::model::linear::Linear;
 use webclip::{ComputeDevice, quant};
 
 /// The one wgpu device of this process (cubecl registers a runtime once per process).
@@ -61,7 +62,7 @@ fn linear_matches_burn_at_awkward_shapes() {
         (1, 300, 20, 8),
     ];
     for (rows, tokens, d_in, d_out) in shapes {
-        let mut linear = LinearConfig::new(d_in, d_out).init(&device);
+        let mut linear = Linear::new(d_in, d_out, true, &device);
         linear.bias = Some(Param::from_tensor(random([d_out], &device)));
         let x = random([rows, tokens, d_in], &device);
         for act in [Activation::None, Activation::QuickGelu, Activation::Gelu] {
@@ -76,6 +77,40 @@ fn linear_matches_burn_at_awkward_shapes() {
     }
 }
 
+/// The CPU's Linear (rten-gemm, the weight packed at load: `src/kernels/cpu.rs`) against
+/// burn's product on flex, with every epilogue, at the same awkward shapes, with and without
+/// a bias.
+#[test]
+fn cpu_linear_with_a_packed_weight_matches_burn() {
+    let device = Device::flex();
+    for (rows, tokens, d_in, d_out) in
+        [(1, 1, 7, 3), (1, 50, 48, 96), (2, 34, 100, 65), (3, 100, 64, 72), (1, 5, 700, 9)]
+    {
+        for bias in [true, false] {
+            let mut linear = Linear::new(d_in, d_out, bias, &device);
+            linear.weight = Param::from_tensor(random([d_in, d_out], &device));
+            linear.bias = bias.then(|| Param::from_tensor(random([d_out], &device)));
+            let mut packed = linear.clone();
+            packed.pack();
+            assert!(packed.packed.is_some() && packed.weight.val().dims() == [0, d_out], "packed, the weight let go");
+            assert_eq!(packed.dims(), [d_in, d_out]);
+            let x = random([rows, tokens, d_in], &device);
+            let what = format!("cpu linear {rows}x{tokens}x{d_in}->{d_out} bias {bias}");
+            for act in [Activation::None, Activation::QuickGelu, Activation::Gelu] {
+                let got = kernels::linear(x.clone(), &packed, act);
+                assert_near(&format!("{what} {act:?}"), got, reference::linear(x.clone(), &linear, act), 1e-5);
+            }
+            let residual = random([rows, tokens, d_out], &device);
+            let got = kernels::linear_residual(x.clone(), &packed, residual.clone());
+            let want = reference::linear(x.clone(), &linear, Activation::None) + residual;
+            assert_near(&format!("{what} + residual"), got, want, 1e-5);
+            let flat = x.clone().reshape([rows * tokens, d_in]);
+            let got = packed.forward(flat.clone()).reshape([rows, tokens, d_out]);
+            assert_near(&format!("{what} forward"), got, reference::linear(x, &linear, Activation::None), 1e-5);
+        }
+    }
+}
+
 #[test]
 fn linear_with_8_bit_weights_matches_burn() {
     let device = device();
@@ -85,7 +120,7 @@ fn linear_with_8_bit_weights_matches_burn() {
         let (q, scales) = quant::quantize(&w);
         let scales = scales.iter().map(|s| s.to_f32()).collect();
         let matrix = quant::QuantMatrix::new("w", q, scales, d_out, d_in).unwrap();
-        let mut linear = LinearConfig::new(d_in, d_out).init(&device);
+        let mut linear = Linear::new(d_in, d_out, true, &device);
         linear.weight = Param::from_tensor(matrix.to_device(&device));
         linear.bias = Some(Param::from_tensor(random([d_out], &device)));
         assert!(matches!(linear.weight.val().dtype(), burn::tensor::DType::QFloat(_)), "8-bit on the device");

@@ -282,8 +282,8 @@ fn assert_q8_layers(clip: &Clip) {
     use burn::tensor::DType;
     let m = &clip.model;
     if *clip.device() == burn::tensor::Device::flex() {
-        let dtype = m.text_model.encoder.layers[0].mlp.fc1.weight.val().dtype();
-        assert_eq!(dtype, DType::F32, "widened at load on the CPU");
+        let fc1 = &m.text_model.encoder.layers[0].mlp.fc1;
+        assert!(fc1.packed.is_some(), "widened and packed at load on the CPU");
         return;
     }
     let text = &m.text_model.encoder.layers[0];

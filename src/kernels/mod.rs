@@ -11,20 +11,27 @@
 //!   ([`layer_norm`](mod@layer_norm)). 8-bit Linear weights are read by the same `linear`,
 //!   dequantized as staged. With burn's fusion on, each is a custom operation in the fusion
 //!   stream (opaque to fusion, which still merges the element-wise work between them);
-//! - on the CPU, burn's own ops ([`reference`]): flex's matmul and its fused CPU attention.
+//! - on the CPU, Linear layers through rten-gemm with their weights packed at load
+//!   ([`cpu`]), and burn's own ops for the rest ([`reference`]): flex's fused CPU attention
+//!   and its LayerNorm.
 //!
 //! Every kernel is tested against [`reference`] on the same device at awkward shapes
 //! (`tests/kernels.rs`), and the whole model against transformers (`tests/parity.rs`).
 
 pub mod attention;
+pub mod cpu;
 pub mod layer_norm;
 pub mod linear;
+#[cfg(target_family = "wasm")]
+pub mod simd128;
 
 use burn::backend::tensor::{FloatTensor, IntTensor, QuantizedTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::LayerNorm;
 use burn::tensor::{Bool, DType, Device, Int, Shape, Tensor, TensorData};
 use burn_cubecl::CubeBackend;
+
+use crate::model::linear::Linear;
 
 pub use linear::{Activation, Epilogue};
 
@@ -191,10 +198,10 @@ pub fn on_gpu(device: &Device) -> bool {
     *device != Device::flex()
 }
 
-/// Which of webclip's kernels run on a GPU: all of them, unless (natively, for measuring what
-/// each one does) `WEBCLIP_KERNELS` lists some of `linear`, `attention`, `layer_norm`
-/// (`none`: burn's ops throughout).
-fn uses(kernel: &str) -> bool {
+/// Which of webclip's kernels run: all of them, unless (natively, for measuring what each one
+/// does) `WEBCLIP_KERNELS` lists some of `linear`, `attention`, `layer_norm` (`none`: burn's
+/// ops throughout). `linear` is the GPU's kernel and, on the CPU, the packed product.
+pub(crate) fn uses(kernel: &str) -> bool {
     #[cfg(not(target_family = "wasm"))]
     {
         static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
@@ -226,8 +233,35 @@ fn weight(linear: &Linear) -> Weight {
     }
 }
 
-/// `act(x · W + b)` for a Linear with a bias, `x` `[rows, tokens, d_in]`.
+/// On the CPU, a Linear whose weight is packed ([`Linear::pack`]): rten-gemm's product, then
+/// the activation and the residual over its output ([`cpu::PackedLinear::forward`]).
+fn cpu_linear(
+    x: Tensor<3>,
+    packed: &cpu::PackedLinear,
+    activation: Activation,
+    residual: Option<Tensor<3>>,
+) -> Tensor<3> {
+    let [rows, tokens, _] = x.dims();
+    let device = x.device();
+    let x = x.into_data().convert::<f32>();
+    let x = x.as_slice::<f32>().expect("f32 activations");
+    let shape = [rows, tokens, packed.d_out()];
+    if activation == Activation::Gelu {
+        // erf's GELU is burn's; the CPU path has QuickGELU's only (CLIP's own activation).
+        let out = Tensor::<3>::from_data(TensorData::new(packed.forward(x, Activation::None, None), shape), &device);
+        let out = burn::tensor::activation::gelu(out);
+        return residual.map_or(out.clone(), |r| out + r);
+    }
+    let residual = residual.map(|r| r.into_data().convert::<f32>());
+    let residual = residual.as_ref().map(|r| r.as_slice::<f32>().expect("an f32 residual"));
+    Tensor::from_data(TensorData::new(packed.forward(x, activation, residual), shape), &device)
+}
+
+/// `act(x · W + b)` for a Linear, `x` `[rows, tokens, d_in]`.
 pub fn linear(x: Tensor<3>, linear: &Linear, activation: Activation) -> Tensor<3> {
+    if let Some(packed) = &linear.packed {
+        return cpu_linear(x, packed, activation, None);
+    }
     let [rows, tokens, d_in] = x.dims();
     let (true, Some(b)) = (on_gpu(&x.device()) && uses("linear"), linear.bias.as_ref()) else {
         return reference::linear(x, linear, activation);
@@ -245,6 +279,9 @@ pub fn linear(x: Tensor<3>, linear: &Linear, activation: Activation) -> Tensor<3
 
 /// `x · W + b + residual`.
 pub fn linear_residual(x: Tensor<3>, linear: &Linear, residual: Tensor<3>) -> Tensor<3> {
+    if let Some(packed) = &linear.packed {
+        return cpu_linear(x, packed, Activation::None, Some(residual));
+    }
     let [rows, tokens, d_in] = x.dims();
     let (true, Some(b)) = (on_gpu(&x.device()) && uses("linear"), linear.bias.as_ref()) else {
         return reference::linear(x, linear, Activation::None) + residual;
@@ -336,16 +373,18 @@ pub fn layer_norm<const D: usize>(x: Tensor<D>, norm: &LayerNorm, eps: f64) -> T
 /// The same operations in burn's own ops: what runs on the CPU and for 8-bit weights, and what
 /// the kernels are tested against.
 pub mod reference {
-    use burn::nn::Linear;
     use burn::tensor::activation::{gelu, sigmoid, softmax};
-    use burn::tensor::module::attention as fused_attention;
+    use burn::tensor::module::{attention as fused_attention, linear as burn_linear};
     use burn::tensor::ops::AttentionModuleOptions;
     use burn::tensor::{Device, Int, Tensor};
 
     use super::{Activation, AttentionMask};
+    use crate::model::linear::Linear;
 
+    /// burn's Linear product: the weight as stored (not packed; see [`Linear::pack`]).
     pub fn linear(x: Tensor<3>, linear: &Linear, activation: Activation) -> Tensor<3> {
-        let h = linear.forward(x);
+        debug_assert!(linear.packed.is_none(), "a packed Linear's weight is in its packed form");
+        let h = burn_linear(x, linear.weight.val(), linear.bias.as_ref().map(|b| b.val()));
         match activation {
             Activation::None => h,
             Activation::QuickGelu => h.clone() * sigmoid(h * 1.702),

@@ -11,9 +11,10 @@
 //! For ViT-B/32 that is a tenth of the vision tower's work, skipped without changing a result.
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::linear::Linear;
 use crate::config::Activation;
 pub use crate::kernels::AttentionMask;
 use crate::kernels::{self, Activation as Act};
@@ -37,7 +38,7 @@ impl EncoderShape {
 
     fn init_layer(&self, device: &Device) -> ClipEncoderLayer {
         let d = self.hidden_size;
-        let linear = |i, o| LinearConfig::new(i, o).init(device);
+        let linear = |i, o| Linear::new(i, o, true, device);
         let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
         ClipEncoderLayer {
             self_attn: ClipAttention {

@@ -4,14 +4,16 @@
 //! checkpoint uses, so reading this module tree and reading `model.safetensors` is the same act.
 
 pub mod encoder;
+pub mod linear;
 pub mod text;
 pub mod vision;
 
 use burn::module::{Module, Param};
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::ClipConfig;
+use linear::Linear;
 pub use text::{ClipTextTransformer, TokenBatch, pooled_position};
 pub use vision::ClipVisionTransformer;
 
@@ -29,7 +31,7 @@ impl ClipConfig {
     /// The model with lazily initialised parameters: nothing is allocated until the weights
     /// loader replaces each one (see [`crate::weights`]).
     pub fn init(&self, device: &Device) -> ClipModel {
-        let projection = |d_in| LinearConfig::new(d_in, self.projection_dim).with_bias(false).init(device);
+        let projection = |d_in| Linear::new(d_in, self.projection_dim, false, device);
         ClipModel {
             text_model: self.text_config.init(device),
             vision_model: self.vision_config.init(device),
@@ -81,6 +83,25 @@ impl ClipModel {
             }
         }
         model
+    }
+
+    /// On the CPU, every Linear's weight packed for its matrix product, a layer at a time (so
+    /// at most one layer's weight is held twice); see [`Linear::pack`]. Elsewhere, nothing.
+    pub fn pack_linears(&mut self) {
+        for encoder in [&mut self.text_model.encoder, &mut self.vision_model.encoder] {
+            for layer in &mut encoder.layers {
+                for linear in [
+                    &mut layer.self_attn.qkv_proj,
+                    &mut layer.self_attn.out_proj,
+                    &mut layer.mlp.fc1,
+                    &mut layer.mlp.fc2,
+                ] {
+                    linear.pack();
+                }
+            }
+        }
+        self.visual_projection.pack();
+        self.text_projection.pack();
     }
 
     /// The full forward pass: (`logits_per_image`, `image_embeds`, `text_embeds`).

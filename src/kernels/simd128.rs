@@ -1,0 +1,112 @@
+//! The CPU's matrix product in wasm: a SIMD128 kernel sized for V8's 16 vector registers.
+//!
+//! The weight is packed once, at load, into panels of [`NR`] = 8 columns, K-major (panel `p`
+//! holds `w[k, 8p .. 8p + 8]` for every `k`, zero-padded past `d_out`). Each step of the
+//! kernel keeps a tile of [`MR`] = 4 rows × 8 columns in 8 vector registers, starts it at the
+//! bias, and for each `k` loads two vectors of the panel and broadcasts one value of each row:
+//! 8 multiply-adds for 6 loads, nothing spilled. With `+relaxed-simd` the multiply-adds are
+//! relaxed SIMD's fused ones. Neither crate at hand does this well in V8: gemm (burn flex's,
+//! which packs the weight on every call) and rten-gemm (whose 8 × 8 tile needs 16 accumulators
+//! and spills) are 1.3–1.5× slower at ViT-B/32's shapes in Chromium (`docs/cpu.md`).
+
+use core::arch::wasm32::*;
+
+/// Columns per panel: two vectors of 4.
+pub const NR: usize = 8;
+/// Rows per tile.
+pub const MR: usize = 4;
+
+/// `w` `[k, n]` row-major, packed into panels.
+pub fn pack(w: &[f32], k: usize, n: usize) -> Vec<f32> {
+    let panels = n.div_ceil(NR);
+    let mut data = vec![0.0; panels * k * NR];
+    for (p, panel) in data.chunks_exact_mut(k * NR).enumerate() {
+        let cols = (n - p * NR).min(NR);
+        for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
+            row[..cols].copy_from_slice(&w[kk * n + p * NR..kk * n + p * NR + cols]);
+        }
+    }
+    data
+}
+
+#[inline(always)]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    {
+        f32x4_relaxed_madd(a, b, c)
+    }
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        f32x4_add(f32x4_mul(a, b), c)
+    }
+}
+
+/// `out[..R, ..cols] = a[..R, ..k] · panel + bias`, rows `lda` (a) and `ldo` (out) apart.
+///
+/// # Safety
+/// `a` holds `R` rows of `k` values, `panel` `k · NR` values, `bias` `NR` values, `out` `R`
+/// rows of `cols ≤ NR` values.
+#[inline(always)]
+unsafe fn tile<const R: usize>(
+    a: *const f32,
+    lda: usize,
+    panel: *const f32,
+    k: usize,
+    bias: *const f32,
+    out: *mut f32,
+    ldo: usize,
+    cols: usize,
+) {
+    unsafe {
+        let (b0, b1) = (v128_load(bias as *const v128), v128_load(bias.add(4) as *const v128));
+        let mut lo = [b0; R];
+        let mut hi = [b1; R];
+        for kk in 0..k {
+            let w0 = v128_load(panel.add(kk * NR) as *const v128);
+            let w1 = v128_load(panel.add(kk * NR + 4) as *const v128);
+            for r in 0..R {
+                let x = v128_load32_splat(a.add(r * lda + kk) as *const u32);
+                lo[r] = madd(x, w0, lo[r]);
+                hi[r] = madd(x, w1, hi[r]);
+            }
+        }
+        for r in 0..R {
+            let row = out.add(r * ldo);
+            if cols == NR {
+                v128_store(row as *mut v128, lo[r]);
+                v128_store(row.add(4) as *mut v128, hi[r]);
+            } else {
+                let mut tmp = [0f32; NR];
+                v128_store(tmp.as_mut_ptr() as *mut v128, lo[r]);
+                v128_store(tmp.as_mut_ptr().add(4) as *mut v128, hi[r]);
+                core::ptr::copy_nonoverlapping(tmp.as_ptr(), row, cols);
+            }
+        }
+    }
+}
+
+/// `out[m, n] = x[m, k] · w + bias`, `w` packed by [`pack`], `bias` padded to whole panels.
+pub fn gemm(x: &[f32], m: usize, k: usize, n: usize, packed: &[f32], bias: &[f32], out: &mut [f32]) {
+    let panels = n.div_ceil(NR);
+    assert!(x.len() == m * k && out.len() == m * n, "x [{m}, {k}], out [{m}, {n}]");
+    assert!(packed.len() == panels * k * NR && bias.len() == panels * NR, "w packed for [{k}, {n}]");
+    for p in 0..panels {
+        let cols = (n - p * NR).min(NR);
+        let mut r = 0;
+        while r < m {
+            let rows = (m - r).min(MR);
+            // SAFETY: the asserts above bound every pointer the tile reads and writes.
+            unsafe {
+                let (xp, op) = (x.as_ptr().add(r * k), out.as_mut_ptr().add(r * n + p * NR));
+                let (wp, bp) = (packed.as_ptr().add(p * k * NR), bias.as_ptr().add(p * NR));
+                match rows {
+                    1 => tile::<1>(xp, k, wp, k, bp, op, n, cols),
+                    2 => tile::<2>(xp, k, wp, k, bp, op, n, cols),
+                    3 => tile::<3>(xp, k, wp, k, bp, op, n, cols),
+                    _ => tile::<MR>(xp, k, wp, k, bp, op, n, cols),
+                }
+            }
+            r += rows;
+        }
+    }
+}
