@@ -26,6 +26,10 @@ const hash = createHash("sha256");
 for (const f of files) hash.update(f).update("\0").update(readFileSync(join(dir, f))).update("\0");
 const version = hash.digest("hex").slice(0, 16);
 const source = readFileSync(new URL("../www/sw.js", import.meta.url), "utf8");
-writeFileSync(join(dir, "sw.js"), `const BUILD = ${JSON.stringify({ version, files })};\n${source}`);
+// The worker's relaxed-SIMD probe, so the service worker caches the module the worker loads.
+const features = readFileSync(new URL("../www/features.js", import.meta.url), "utf8");
+const relaxedSimdProbe = /const RELAXED_SIMD = "([A-Za-z0-9+/=]+)";/.exec(features)?.[1];
+if (!relaxedSimdProbe) throw new Error("build-sw: www/features.js no longer defines RELAXED_SIMD");
+writeFileSync(join(dir, "sw.js"), `const BUILD = ${JSON.stringify({ version, files, relaxedSimdProbe })};\n${source}`);
 rmSync(join(dir, "www/sw.js"), { force: true });
 console.log(`build-sw: sw.js for build ${version}, ${files.length} files`);

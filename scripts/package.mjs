@@ -4,9 +4,10 @@
 //
 // The package keeps the site's layout, because the code finds its parts by relative URL:
 // www/api.js starts ./worker.js; www/worker.js imports ../webclip.js and fetches
-// ../webclip_bg.wasm. Which files go in is read from those references (static imports,
-// re-exports, import() and new URL("…", import.meta.url)), starting at the three entry
-// points, so the package carries what the engine needs and nothing of the demo page.
+// ../webclip_relaxed_bg.wasm or ../webclip_bg.wasm. Which files go in is read from those
+// references (static imports, re-exports, import() and new URL("…", import.meta.url)),
+// starting at the three entry points, so the package carries what the engine needs and
+// nothing of the demo page.
 // Node's standard library only; `npm` packs.
 
 import { execFileSync } from "node:child_process";
@@ -112,6 +113,7 @@ const pkg = {
     "./element": { types: "./www/element.d.ts", default: "./www/element.js" },
     "./worker": "./www/worker.js",
     "./webclip_bg.wasm": "./webclip_bg.wasm",
+    "./webclip_relaxed_bg.wasm": "./webclip_relaxed_bg.wasm",
     "./package.json": "./package.json",
   },
   types: "./www/api.d.ts",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the browser build needs, at the versions Trunk.toml pins (idempotent):
 # the wasm32 target, trunk 0.21.14, wasm-bindgen-cli 0.2.130 (= the wasm-bindgen crate in
-# Cargo.lock), and playwright-core for the browser tests.
+# Cargo.lock), and playwright-core and puppeteer-core for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen 0.2.130" ]; then
   # --locked fails for this version (a webpki-roots conflict); the unlocked build works.
   cargo install wasm-bindgen-cli --version 0.2.130
 fi
-if [ ! -d node_modules/playwright-core ]; then
-  step "installing npm tools (playwright-core)"
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/puppeteer-core ]; then
+  step "installing npm tools (playwright-core, puppeteer-core)"
   npm ci --no-audit --no-fund
 fi

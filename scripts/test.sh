@@ -2,8 +2,9 @@
 # Set up a fresh Debian machine (Rust toolchain present) and run every test:
 #   1. native tests: parity with transformers on the CPU backend and on wgpu over Vulkan
 #      (Mesa's lavapipe), preprocessing, tokenizer, CLI, bad input;
-#   2. the browser app built with trunk and packed for npm, tested end to end in Debian's
-#      Chromium, against the page's own server and a local HTTPS double of the Hugging Face hub.
+#   2. the browser app built with trunk (two wasm modules: SIMD128, and relaxed SIMD) and packed
+#      for npm, tested end to end in Debian's Chromium, against the page's own server and a
+#      local HTTPS double of the Hugging Face hub; the wasm CPU kernel alone in both builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
@@ -16,6 +17,7 @@ step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 packages=()
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || packages+=(mesa-vulkan-drivers)
 [ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -x /usr/bin/firefox-esr ] || packages+=(firefox-esr) # the CPU engine in Firefox (tests/e2e/firefox.test.mjs)
 command -v openssl >/dev/null || packages+=(openssl) # the hub double's test certificate
 if [ ${#packages[@]} -gt 0 ]; then
   step "installing ${packages[*]}"
@@ -27,9 +29,12 @@ scripts/setup-web.sh
 step "native tests (CPU and wgpu on Vulkan)"
 cargo test --locked
 
-step "browser build (trunk, release) and the npm package"
+step "browser build (trunk, release: the baseline module, then the relaxed-SIMD one) and the npm package"
 trunk build --release
 node scripts/package.mjs
+
+step "the wasm kernel alone, built as both modules are (tests/e2e/kernel.test.mjs checks it)"
+tests/simd128/build.sh
 
 step "browser tests (Chromium: WebGPU, CPU fallback, camera, cache, privacy, errors, embedding; the hub double, cut connections, offline, other origins, CSP, the npm package, backend choice)"
 # A hung test fails after 10 minutes instead of holding the run.

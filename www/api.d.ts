@@ -108,11 +108,18 @@ export interface LoadOptions {
    * precision on a WebGPU adapter with shader-f16 (half the GPU memory and bandwidth; what it
    * costs is in the README). Elsewhere the model runs in f32 and `precisionNote` says why. */
   precision?: "f32" | "f16";
+  /** Which build of the engine's module runs. By default the best this browser runs:
+   * "relaxed" (relaxed SIMD's fused multiply-add in the CPU's matrix products) where its
+   * WebAssembly validates relaxed SIMD, else "baseline" (SIMD128). Asking for "relaxed" where
+   * it is missing is an error. */
+  wasmBuild?: WasmBuild;
   onProgress?: ((progress: LoadProgress) => void) | null;
   /** The engine's worker script, if it is not www/worker.js beside api.js (e.g. when a bundler
-   * moved api.js). It must keep ../webclip.js and ../webclip_bg.wasm beside it. */
+   * moved api.js). It must keep ../webclip.js, ../webclip_bg.wasm and ../webclip_relaxed_bg.wasm beside it. */
   workerUrl?: string | URL;
 }
+
+export type WasmBuild = "relaxed" | "baseline";
 
 /** What loaded, on what, and how long it took. */
 export interface ModelInfo {
@@ -130,6 +137,8 @@ export interface ModelInfo {
   precision: "f32" | "f16";
   /** Why f16 was asked for and f32 is used; null otherwise. */
   precisionNote: string | null;
+  /** The build of the module that loaded (see {@link LoadOptions.wasmBuild}). */
+  wasmBuild: WasmBuild;
   /** Length of the embeddings. */
   projectionDim: number;
   /** Side of the square the image is resized and cropped to. */

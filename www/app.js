@@ -54,6 +54,8 @@ async function load(source, notice = null) {
     backend: $("backend-select").value,
     dtype: params.get("dtype") || "auto",
     precision: params.get("precision") || "f32",
+    // ?wasm=baseline|relaxed: which build of the engine's module (default: the best this browser runs).
+    wasmBuild: params.get("wasm") || undefined,
     onProgress: (p) => progressRow(rows, p),
   });
   try {
@@ -61,7 +63,7 @@ async function load(source, notice = null) {
     state.model = model;
     model.onfatal = (message) => engineDied(message, source);
     const i = model.info;
-    const where = i.backend === "webgpu" ? `WebGPU${i.adapter ? ` · ${i.adapter}` : ""}` : "CPU (WebAssembly)";
+    const where = i.backend === "webgpu" ? `WebGPU${i.adapter ? ` · ${i.adapter}` : ""}` : `CPU (WebAssembly${i.wasmBuild === "relaxed" ? ", relaxed SIMD" : " SIMD"})`;
     setStatus("ready", where);
     $("model-info").textContent =
       `${(i.parameters / 1e6).toFixed(1)} M parameters · ViT ${i.visionLayers}×${i.visionWidth}, patch ${i.patchSize}, ${i.imageSize} px · ` +
@@ -70,6 +72,7 @@ async function load(source, notice = null) {
     $("backend-info").dataset.backend = i.backend;
     $("backend-info").dataset.software = String(!!i.software);
     document.body.dataset.backend = i.backend;
+    document.body.dataset.wasmBuild = i.wasmBuild;
     document.body.dataset.ready = "true";
     if (notice) showError("model-error", notice);
     else if (!i.stored && source.model) showError("model-error", "This browser keeps no offline copy here (storage is unavailable or full): the model runs from memory and will be downloaded again on the next visit.");

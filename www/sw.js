@@ -2,7 +2,8 @@
 // trunk hook) writes it to the site's root as sw.js, after a line that defines BUILD: the
 // build's version (a hash of every file) and its file list.
 //
-// - install: fetch every file of this build into a cache named after the version;
+// - install: fetch every file of this build into a cache named after the version (of the
+//   two engine modules, the one this browser runs);
 // - activate: delete the caches of older builds (the model files live in their own cache,
 //   webclip-models-v1, which is never touched here);
 // - fetch: the page's own files come from this build's cache, whatever cache headers the
@@ -17,13 +18,24 @@ const SHELL = `webclip-shell-${BUILD.version}`;
 const scope = new URL(self.registration.scope);
 const urls = BUILD.files.map((f) => new URL(f, scope).href);
 const index = new URL("index.html", scope).href;
+// Of the engine's two modules, only the one this browser loads (the worker decides the same
+// way, in www/features.js, whose probe the build copies into BUILD): the other is not fetched.
+const relaxed = (() => {
+  try {
+    return WebAssembly.validate(Uint8Array.from(atob(BUILD.relaxedSimdProbe), (c) => c.charCodeAt(0)));
+  } catch {
+    return false;
+  }
+})();
+const unused = new URL(relaxed ? "webclip_bg.wasm" : "webclip_relaxed_bg.wasm", scope).href;
+const precache = BUILD.files.includes("webclip_relaxed_bg.wasm") ? urls.filter((u) => u !== unused) : urls;
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
     (async () => {
       const cache = await caches.open(SHELL);
       // cache: "reload" skips the HTTP cache, so no stale file of a previous build slips in.
-      await cache.addAll(urls.map((u) => new Request(u, { cache: "reload" })));
+      await cache.addAll(precache.map((u) => new Request(u, { cache: "reload" })));
     })(),
   );
 });

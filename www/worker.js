@@ -5,6 +5,7 @@
 
 import init, { WebClip } from "../webclip.js";
 import { cachedBase, openCache, revisionKey } from "./cache.js";
+import { relaxedSimd } from "./features.js";
 import { byobReader, DownloadError, fetchBytes, fetchFailure, responseError } from "./download.js";
 import { isCommit, resolveBase } from "./hub.js";
 
@@ -27,6 +28,12 @@ const Q8_WEIGHTS = { name: "model.q8.safetensors", why: "8-bit weights" };
 const weightFiles = (dtype, local = false) => (dtype === "q8" ? [Q8_WEIGHTS] : local ? [...WEIGHTS, Q8_WEIGHTS] : WEIGHTS);
 
 let clip = null;
+
+// The engine's two builds of one module (scripts/build-relaxed.sh); both load through ../webclip.js.
+const WASM_BUILDS = {
+  relaxed: new URL("../webclip_relaxed_bg.wasm", import.meta.url),
+  baseline: new URL("../webclip_bg.wasm", import.meta.url),
+};
 
 // A Rust panic aborts the module; the hook in src/web.rs calls this first.
 self.webclipPanic = (message) => self.postMessage({ type: "fatal", message });
@@ -58,17 +65,30 @@ if (self.navigator?.gpu) {
 }
 
 const handlers = {
-  async init({ backend, precision }) {
-    const wasm = new URL("../webclip_bg.wasm", import.meta.url);
+  async init({ backend, precision, wasmBuild }) {
+    // The module built with relaxed SIMD (fused multiply-add in the CPU's matrix products)
+    // where the browser validates it, else the baseline SIMD128 one; the baseline also when
+    // the relaxed file is absent (a debug build has none) or fails to load.
+    if (wasmBuild !== undefined && !WASM_BUILDS[wasmBuild]) throw new Error(`unknown wasmBuild ${JSON.stringify(wasmBuild)}: use "relaxed" or "baseline"`);
+    let build = wasmBuild ?? (relaxedSimd() ? "relaxed" : "baseline");
+    if (build === "relaxed" && !relaxedSimd()) throw new Error("this browser's WebAssembly has no relaxed SIMD: the relaxed build cannot run here");
+    let wasm = WASM_BUILDS[build];
     try {
-      await init({ module_or_path: wasm });
+      try {
+        await init({ module_or_path: wasm });
+      } catch (e) {
+        if (build !== "relaxed" || wasmBuild === "relaxed") throw e;
+        build = "baseline";
+        wasm = WASM_BUILDS.baseline;
+        await init({ module_or_path: wasm });
+      }
     } catch (e) {
       throw new Error(`The webclip engine (${wasm.href}) could not be loaded: ${errorMessage(e)}. If webclip is served from another site, it must send CORS headers, and the page's Content-Security-Policy must allow it (connect-src, and 'wasm-unsafe-eval' in script-src).`);
     }
     const choice = await chooseBackend(backend || "auto");
     clip = await WebClip.create(choice.backend, precision === "f16");
     const adapter = clip.backend === "webgpu" ? choice.adapter || clip.adapter : "CPU";
-    return { backend: clip.backend, adapter, reason: choice.reason, software: choice.software, fallbackReason: choice.backend === "cpu" && backend !== "cpu" ? choice.reason : null, precision: clip.precision, precisionNote: clip.precisionNote ?? null };
+    return { backend: clip.backend, adapter, reason: choice.reason, software: choice.software, fallbackReason: choice.backend === "cpu" && backend !== "cpu" ? choice.reason : null, precision: clip.precision, precisionNote: clip.precisionNote ?? null, wasmBuild: build };
   },
 
   async load({ source }, id) {

@@ -6,7 +6,7 @@
 //   python scripts/bench/export_onnx.py MODEL_DIR           # the ONNX files transformers.js loads
 //   trunk build --release
 //   node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu]
-//                                          [--only webclip|transformers.js] [--dist DIR] [--perf]
+//                                          [--only webclip|transformers.js] [--dist DIR] [--perf] [--baseline]
 //
 // MODEL_DIR is a Hugging Face CLIP directory (e.g. the random-weight ViT-B/32 that
 // scripts/parity_real_shapes.py writes). The CPU rows compare webclip's CPU backend (burn
@@ -25,6 +25,8 @@
 // samples: with a dist/ copy whose webclip_bg.wasm keeps its function names
 // (target/wasm-bindgen/release/webclip_bg.wasm, before the build strips them), run
 // `perf record -a -F 499 -- sleep 20` during the timed runs, then `perf report --sort sym`.
+// `--baseline` adds webclip's CPU on its baseline module (SIMD128 without relaxed SIMD; the
+// page loads the relaxed one wherever the browser has it, as Chromium does).
 // Results: markdown tables on stdout and target/bench/result.json.
 
 import { execSync, spawn } from "node:child_process";
@@ -68,6 +70,7 @@ try {
   const plan = [];
   if (!args.includes("--no-cpu")) {
     plan.push(["runWebclip", { backend: "cpu" }], ["runTransformersJs", { device: "wasm", threads: THREADS }]);
+    if (args.includes("--baseline")) plan.push(["runWebclip", { backend: "cpu", wasmBuild: "baseline" }]);
     if (args.includes("--q8")) plan.push(["runWebclip", { backend: "cpu", dtype: "q8" }], ["runTransformersJs", { device: "wasm", threads: THREADS, dtype: "q8" }]);
   }
   if (args.includes("--webgpu")) {
@@ -106,7 +109,7 @@ try {
 }
 
 const ref = results[0];
-const label = (r) => `${r.backend}${r.dtype && r.dtype !== "fp32" ? ` ${r.dtype}` : ""}${r.threads ? ` (${r.threads} thread${r.threads > 1 ? "s" : ""})` : ""}`;
+const label = (r) => `${r.backend}${r.dtype && r.dtype !== "fp32" ? ` ${r.dtype}` : ""}${r.threads ? ` (${r.threads} thread${r.threads > 1 ? "s" : ""})` : ""}${r.backend === "cpu" && r.wasmBuild ? ` (${r.wasmBuild} module)` : ""}`;
 const rows = results.map((r) => {
   const textDiff = Math.max(...r.textEmbeddings.map((e, i) => maxDiff(e, ref.textEmbeddings[i])));
   return `| ${r.engine} | ${label(r)} | ${(r.loadMs / 1000).toFixed(1)} | ${r.imageFirst.toFixed(0)} | ${median(r.imageTimes).toFixed(0)} | ${Math.min(...r.imageTimes).toFixed(0)} | ${median(r.textTimes).toFixed(0)} | ${maxDiff(r.imageEmbedding, ref.imageEmbedding).toExponential(1)} | ${textDiff.toExponential(1)} |`;

@@ -4,8 +4,10 @@
 //! holds `w[k, 8p .. 8p + 8]` for every `k`, zero-padded past `d_out`). Each step of the
 //! kernel keeps a tile of [`MR`] = 4 rows × 8 columns in 8 vector registers, starts it at the
 //! bias, and for each `k` loads two vectors of the panel and broadcasts one value of each row:
-//! 8 multiply-adds for 6 loads, nothing spilled. With `+relaxed-simd` the multiply-adds are
-//! relaxed SIMD's fused ones. Neither crate at hand does this well in V8: gemm (burn flex's,
+//! 8 multiply-adds for 6 loads, nothing spilled. Built with `--cfg webclip_relaxed_simd` (the
+//! page's second module, `scripts/build-relaxed.sh`) the multiply-adds are relaxed SIMD's fused
+//! ones: the feature is enabled on the tile alone, since enabling it crate-wide breaks a
+//! dependency (macerator 0.5.2, flex's SIMD layer, does not compile with `+relaxed-simd`). Neither crate at hand does this well in V8: gemm (burn flex's,
 //! which packs the weight on every call) and rten-gemm (whose 8 × 8 tile needs 16 accumulators
 //! and spills) are 1.3–1.5× slower at ViT-B/32's shapes in Chromium (`docs/cpu.md`).
 
@@ -29,24 +31,27 @@ pub fn pack(w: &[f32], k: usize, n: usize) -> Vec<f32> {
     data
 }
 
-#[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
-    #[cfg(target_feature = "relaxed-simd")]
-    {
-        f32x4_relaxed_madd(a, b, c)
-    }
-    #[cfg(not(target_feature = "relaxed-simd"))]
-    {
-        f32x4_add(f32x4_mul(a, b), c)
-    }
+/// `a · b + c`: fused in the relaxed build, a multiply then an add in the baseline one.
+macro_rules! madd {
+    ($a:expr, $b:expr, $c:expr) => {{
+        #[cfg(webclip_relaxed_simd)]
+        let r = f32x4_relaxed_madd($a, $b, $c);
+        #[cfg(not(webclip_relaxed_simd))]
+        let r = f32x4_add(f32x4_mul($a, $b), $c);
+        r
+    }};
 }
+
+/// Whether this build's kernel multiplies and adds in one (relaxed SIMD) step.
+pub const RELAXED: bool = cfg!(webclip_relaxed_simd);
 
 /// `out[..R, ..cols] = a[..R, ..k] · panel + bias`, rows `lda` (a) and `ldo` (out) apart.
 ///
 /// # Safety
 /// `a` holds `R` rows of `k` values, `panel` `k · NR` values, `bias` `NR` values, `out` `R`
 /// rows of `cols ≤ NR` values.
-#[inline(always)]
+#[cfg_attr(not(webclip_relaxed_simd), inline(always))]
+#[cfg_attr(webclip_relaxed_simd, target_feature(enable = "relaxed-simd"), inline)]
 unsafe fn tile<const R: usize>(
     a: *const f32,
     lda: usize,
@@ -66,8 +71,8 @@ unsafe fn tile<const R: usize>(
             let w1 = v128_load(panel.add(kk * NR + 4) as *const v128);
             for r in 0..R {
                 let x = v128_load32_splat(a.add(r * lda + kk) as *const u32);
-                lo[r] = madd(x, w0, lo[r]);
-                hi[r] = madd(x, w1, hi[r]);
+                lo[r] = madd!(x, w0, lo[r]);
+                hi[r] = madd!(x, w1, hi[r]);
             }
         }
         for r in 0..R {

@@ -228,18 +228,21 @@ describe("webclip page", { concurrency: false }, () => {
     }
   });
 
-  test("CPU fallback without WebGPU gives the same numbers", async () => {
-    const { b, page, console } = await browser({ webgpu: false });
-    try {
-      await openLoaded(page, "model=/models/tiny/");
-      assert.equal(await page.getAttribute("body", "data-backend"), "cpu", console.join("\n"));
-      assert.match(await page.textContent("#engine-text"), /CPU/);
-      assert.match(await page.textContent("#backend-info"), /Running on the CPU: WebGPU offers no graphics adapter here/);
-      await setLabels(page, REF.labels);
-      await upload(page, ["chelsea.png", "coffee.png"]);
-      for (const name of ["chelsea.png", "coffee.png"]) assertMatchesReference(await shown(page, name), name);
-    } finally {
-      await b.close();
+  test("CPU fallback without WebGPU gives the same numbers, on both builds of the module (relaxed SIMD, chosen here by default, and baseline SIMD128)", async () => {
+    for (const [query, build] of [["", "relaxed"], ["&wasm=baseline", "baseline"]]) {
+      const { b, page, console } = await browser({ webgpu: false });
+      try {
+        await openLoaded(page, `model=/models/tiny/${query}`);
+        assert.equal(await page.getAttribute("body", "data-backend"), "cpu", console.join("\n"));
+        assert.equal(await page.getAttribute("body", "data-wasm-build"), build, console.join("\n"));
+        assert.match(await page.textContent("#engine-text"), build === "relaxed" ? /CPU \(WebAssembly, relaxed SIMD\)/ : /CPU \(WebAssembly SIMD\)/);
+        assert.match(await page.textContent("#backend-info"), /Running on the CPU: WebGPU offers no graphics adapter here/);
+        await setLabels(page, REF.labels);
+        await upload(page, ["chelsea.png", "coffee.png"]);
+        for (const name of ["chelsea.png", "coffee.png"]) assertMatchesReference(await shown(page, name), name);
+      } finally {
+        await b.close();
+      }
     }
   });
 
