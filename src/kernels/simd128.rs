@@ -45,7 +45,7 @@ macro_rules! madd {
 /// Whether this build's kernel multiplies and adds in one (relaxed SIMD) step.
 pub const RELAXED: bool = cfg!(webclip_relaxed_simd);
 
-/// `out[..R, ..cols] = a[..R, ..k] · panel + bias`, rows `lda` (a) and `ldo` (out) apart.
+/// `out[..R, ..cols] = a[..R, ..k] · panel + bias`, rows `k` (a) and `ldo` (out) apart.
 ///
 /// # Safety
 /// `a` holds `R` rows of `k` values, `panel` `k · NR` values, `bias` `NR` values, `out` `R`
@@ -54,7 +54,6 @@ pub const RELAXED: bool = cfg!(webclip_relaxed_simd);
 #[cfg_attr(webclip_relaxed_simd, target_feature(enable = "relaxed-simd"), inline)]
 unsafe fn tile<const R: usize>(
     a: *const f32,
-    lda: usize,
     panel: *const f32,
     k: usize,
     bias: *const f32,
@@ -70,7 +69,7 @@ unsafe fn tile<const R: usize>(
             let w0 = v128_load(panel.add(kk * NR) as *const v128);
             let w1 = v128_load(panel.add(kk * NR + 4) as *const v128);
             for r in 0..R {
-                let x = v128_load32_splat(a.add(r * lda + kk) as *const u32);
+                let x = v128_load32_splat(a.add(r * k + kk) as *const u32);
                 lo[r] = madd!(x, w0, lo[r]);
                 hi[r] = madd!(x, w1, hi[r]);
             }
@@ -105,10 +104,10 @@ pub fn gemm(x: &[f32], m: usize, k: usize, n: usize, packed: &[f32], bias: &[f32
                 let (xp, op) = (x.as_ptr().add(r * k), out.as_mut_ptr().add(r * n + p * NR));
                 let (wp, bp) = (packed.as_ptr().add(p * k * NR), bias.as_ptr().add(p * NR));
                 match rows {
-                    1 => tile::<1>(xp, k, wp, k, bp, op, n, cols),
-                    2 => tile::<2>(xp, k, wp, k, bp, op, n, cols),
-                    3 => tile::<3>(xp, k, wp, k, bp, op, n, cols),
-                    _ => tile::<MR>(xp, k, wp, k, bp, op, n, cols),
+                    1 => tile::<1>(xp, wp, k, bp, op, n, cols),
+                    2 => tile::<2>(xp, wp, k, bp, op, n, cols),
+                    3 => tile::<3>(xp, wp, k, bp, op, n, cols),
+                    _ => tile::<MR>(xp, wp, k, bp, op, n, cols),
                 }
             }
             r += rows;
