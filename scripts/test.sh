@@ -36,7 +36,7 @@ node scripts/package.mjs
 step "the wasm kernel alone, built as both modules are (tests/e2e/kernel.test.mjs checks it)"
 tests/simd128/build.sh
 
-step "browser tests (Chromium: WebGPU, CPU fallback, camera, cache, privacy, errors, embedding; the hub double, cut connections, offline, other origins, CSP, the npm package, backend choice)"
+step "browser tests (Chromium: WebGPU, CPU fallback on both modules, camera, cache, privacy, errors, embedding; the hub double, cut connections, offline, other origins, CSP, the npm package, backend choice; the wasm kernel; Firefox ESR)"
 # A hung test fails after 10 minutes instead of holding the run.
 node --test --test-timeout=600000 --test-reporter=spec tests/e2e/
 
