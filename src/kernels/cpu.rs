@@ -6,7 +6,7 @@
 //!
 //! - natively, by rten-gemm ([`PackedBMatrix`]; AVX-512 or AVX2 + FMA kernels, rayon over
 //!   every core): 1.8–2.3× faster than gemm at ViT-B/32's shapes;
-//! - in wasm, by webclip's own SIMD128 kernel ([`super::simd128`]), 1.3–1.5× faster in
+//! - in wasm, by webclip's own SIMD128 kernel ([`super::simd128`]), 1.3–1.7× faster in
 //!   Chromium than both gemm and rten-gemm, whose tiles are too large for V8's registers.
 //!
 //! Measured side by side: `scripts/bench/gemm/`, `docs/cpu.md`. The bias is added inside the

@@ -9,7 +9,7 @@
 //! ones: the feature is enabled on the tile alone, since enabling it crate-wide breaks a
 //! dependency (macerator 0.5.2, flex's SIMD layer, does not compile with `+relaxed-simd`). Neither crate at hand does this well in V8: gemm (burn flex's,
 //! which packs the weight on every call) and rten-gemm (whose 8 × 8 tile needs 16 accumulators
-//! and spills) are 1.3–1.5× slower at ViT-B/32's shapes in Chromium (`docs/cpu.md`).
+//! and spills) are 1.3–1.7× slower at ViT-B/32's shapes in Chromium (`docs/cpu.md`).
 
 use core::arch::wasm32::*;
 
