@@ -54,11 +54,12 @@ impl fmt::Debug for PackedLinear {
 }
 
 impl PackedLinear {
-    /// From `weight`, row-major `[d_in, d_out]` (burn's Linear layout), and its bias.
-    pub fn new(weight: &[f32], d_in: usize, d_out: usize, bias: Option<Vec<f32>>) -> Self {
+    /// From `weight`, row-major `[d_in, d_out]` (burn's Linear layout), and its bias. In wasm
+    /// the packed weight reuses `weight`'s memory where it can ([`super::simd128::pack`]).
+    pub fn new(weight: Vec<f32>, d_in: usize, d_out: usize, bias: Option<Vec<f32>>) -> Self {
         assert_eq!(weight.len(), d_in * d_out, "a [{d_in}, {d_out}] weight");
         #[cfg(not(target_family = "wasm"))]
-        let packed = Packed(GEMM.with(|g| g.prepack_b(NdTensorView::from_data([d_in, d_out], weight))));
+        let packed = Packed(GEMM.with(|g| g.prepack_b(NdTensorView::from_data([d_in, d_out], weight.as_slice()))));
         #[cfg(target_family = "wasm")]
         let packed = {
             use super::simd128::{NR, pack};
@@ -173,7 +174,7 @@ mod tests {
         for (rows, d_in, d_out) in [(1, 1, 1), (3, 7, 5), (50, 33, 17), (13, 300, 130), (5, 1100, 9), (77, 64, 200)] {
             let (x, w, b, r) =
                 (values(rows * d_in, 1), values(d_in * d_out, 2), values(d_out, 3), values(rows * d_out, 4));
-            let packed = PackedLinear::new(&w, d_in, d_out, Some(b.clone()));
+            let packed = PackedLinear::new(w.clone(), d_in, d_out, Some(b.clone()));
             for (activation, residual) in
                 [(Activation::None, None), (Activation::QuickGelu, None), (Activation::None, Some(&r[..]))]
             {
@@ -227,7 +228,7 @@ mod tests {
     fn without_a_bias_nothing_is_added() {
         let w = values(4 * 3, 5);
         let x = values(2 * 4, 6);
-        let got = PackedLinear::new(&w, 4, 3, None).forward(&x, Activation::None, None);
+        let got = PackedLinear::new(w.clone(), 4, 3, None).forward(&x, Activation::None, None);
         let want: Vec<f32> = (0..6).map(|o| (0..4).map(|k| x[(o / 3) * 4 + k] * w[k * 3 + o % 3]).sum()).collect();
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");

@@ -18,9 +18,39 @@ pub const NR: usize = 8;
 /// Rows per tile.
 pub const MR: usize = 4;
 
-/// `w` `[k, n]` row-major, packed into panels.
-pub fn pack(w: &[f32], k: usize, n: usize) -> Vec<f32> {
+/// `w` `[k, n]` row-major, packed into panels. Where `n` is a multiple of [`NR`] (every
+/// ViT's widths) the panels take exactly `w`'s size and are laid out in `w`'s own memory: as
+/// blocks of 8 values, the packing is the transposition of a `[k, n / 8]` matrix, done in place
+/// by following its cycles, so loading never holds a weight twice. Otherwise a new buffer,
+/// zero-padded to whole panels.
+pub fn pack(mut w: Vec<f32>, k: usize, n: usize) -> Vec<f32> {
+    assert_eq!(w.len(), k * n, "w is [{k}, {n}]");
     let panels = n.div_ceil(NR);
+    if n.is_multiple_of(NR) {
+        // Block i = kk · panels + p (row kk, panel p) goes to p · k + kk.
+        let blocks = k * panels;
+        let dest = |i: usize| (i % panels) * k + i / panels;
+        let mut moved = vec![false; blocks];
+        for start in 0..blocks {
+            if moved[start] {
+                continue;
+            }
+            let mut carry = [0f32; NR];
+            carry.copy_from_slice(&w[start * NR..start * NR + NR]);
+            let mut i = start;
+            loop {
+                moved[i] = true;
+                let j = dest(i);
+                let block: &mut [f32; NR] = (&mut w[j * NR..j * NR + NR]).try_into().expect("a block of NR");
+                std::mem::swap(block, &mut carry);
+                if j == start {
+                    break;
+                }
+                i = j;
+            }
+        }
+        return w;
+    }
     let mut data = vec![0.0; panels * k * NR];
     for (p, panel) in data.chunks_exact_mut(k * NR).enumerate() {
         let cols = (n - p * NR).min(NR);

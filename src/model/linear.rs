@@ -54,10 +54,10 @@ impl Linear {
         let [d_in, d_out] = weight.dims();
         let bias = self.bias.as_ref().map(|b| b.val().into_data().convert::<f32>().try_to_vec::<f32>());
         let bias = bias.map(|b| b.expect("an f32 bias"));
-        // The parameter let go first, so `weight` holds the only reference: read without a copy.
+        // The parameter let go first, so `weight` holds the only reference: its buffer is taken
+        // without a copy (and in wasm packed in place).
         self.weight = Param::initialized(self.weight.id, Tensor::empty([0, d_out], &device));
-        let data = weight.into_data().convert::<f32>();
-        let values = data.as_slice::<f32>().expect("an f32 weight");
+        let values = weight.into_data().convert::<f32>().try_into_vec::<f32>().expect("an f32 weight");
         self.packed = Some(Arc::new(PackedLinear::new(values, d_in, d_out, bias)));
     }
 

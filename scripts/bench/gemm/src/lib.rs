@@ -58,7 +58,7 @@ impl Case {
             k,
             n,
             #[cfg(target_arch = "wasm32")]
-            mine: simd128::pack(&b, k, n),
+            mine: simd128::pack(b.clone(), k, n),
             #[cfg(target_arch = "wasm32")]
             bias: vec![0.0; n.div_ceil(simd128::NR) * simd128::NR],
             a,
@@ -166,7 +166,7 @@ pub fn check(m: usize, k: usize, n: usize) -> f64 {
     let mut padded = vec![0.0; n.div_ceil(simd128::NR) * simd128::NR];
     padded[..n].copy_from_slice(&bias);
     let mut out = vec![f32::NAN; m * n];
-    simd128::gemm(&a, m, k, n, &simd128::pack(&w, k, n), &padded, &mut out);
+    simd128::gemm(&a, m, k, n, &simd128::pack(w.clone(), k, n), &padded, &mut out);
     let mut want = vec![0f64; m * n];
     for i in 0..m {
         for j in 0..n {
