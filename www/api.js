@@ -28,6 +28,7 @@ export const DEFAULT_TEMPLATE = "a photo of a {}.";
 export async function loadModel({ model = DEFAULT_MODEL, files = null, backend = "auto", dtype = "auto", precision = "f32", wasmBuild, onProgress = null, workerUrl } = {}) {
   if (!["auto", "q8"].includes(dtype)) throw new Error(`unknown dtype ${JSON.stringify(dtype)}: use "auto" or "q8"`);
   if (!["f32", "f16"].includes(precision)) throw new Error(`unknown precision ${JSON.stringify(precision)}: use "f32" or "f16"`);
+  if (wasmBuild !== undefined && !["relaxed", "baseline"].includes(wasmBuild)) throw new Error(`unknown wasmBuild ${JSON.stringify(wasmBuild)}: use "relaxed" or "baseline"`);
   const source = files ? { kind: "files", files: normaliseFiles(files), dtype } : { kind: "url", ...resolveModel(model), dtype };
   const engine = new Engine(workerUrl || new URL("./worker.js", import.meta.url));
   try {

@@ -69,7 +69,7 @@ const handlers = {
     // The module built with relaxed SIMD (fused multiply-add in the CPU's matrix products)
     // where the browser validates it, else the baseline SIMD128 one; the baseline also when
     // the relaxed file is absent (a debug build has none) or fails to load.
-    if (wasmBuild !== undefined && !WASM_BUILDS[wasmBuild]) throw new Error(`unknown wasmBuild ${JSON.stringify(wasmBuild)}: use "relaxed" or "baseline"`);
+    if (wasmBuild !== undefined && !Object.hasOwn(WASM_BUILDS, wasmBuild)) throw new Error(`unknown wasmBuild ${JSON.stringify(wasmBuild)}: use "relaxed" or "baseline"`);
     let build = wasmBuild ?? (relaxedSimd() ? "relaxed" : "baseline");
     if (build === "relaxed" && !relaxedSimd()) throw new Error("this browser's WebAssembly has no relaxed SIMD: the relaxed build cannot run here");
     let wasm = WASM_BUILDS[build];

@@ -240,6 +240,11 @@ describe("webclip page", { concurrency: false }, () => {
         await setLabels(page, REF.labels);
         await upload(page, ["chelsea.png", "coffee.png"]);
         for (const name of ["chelsea.png", "coffee.png"]) assertMatchesReference(await shown(page, name), name);
+        if (build === "baseline") {
+          // A module name that is neither is refused in words, before any worker starts.
+          const message = await page.evaluate(() => import("/www/api.js").then(({ loadModel }) => loadModel({ wasmBuild: "fast" })).then(() => "loaded", (e) => e.message));
+          assert.match(message, /unknown wasmBuild "fast": use "relaxed" or "baseline"/);
+        }
       } finally {
         await b.close();
       }
