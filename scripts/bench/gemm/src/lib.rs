@@ -19,6 +19,10 @@ use rten_tensor::NdTensorView;
 #[path = "../../../../src/kernels/simd128.rs"]
 pub mod simd128;
 
+/// A prototype of 8-bit products (not in webclip yet).
+#[cfg(target_arch = "wasm32")]
+pub mod q8;
+
 pub struct Case {
     m: usize,
     k: usize,
@@ -31,6 +35,10 @@ pub struct Case {
     mine: Vec<f32>,
     #[cfg(target_arch = "wasm32")]
     bias: Vec<f32>,
+    #[cfg(target_arch = "wasm32")]
+    q8: q8::Packed,
+    #[cfg(target_arch = "wasm32")]
+    xq: (Vec<i16>, Vec<f32>),
 }
 
 thread_local! {
@@ -61,6 +69,10 @@ impl Case {
             mine: simd128::pack(b.clone(), k, n),
             #[cfg(target_arch = "wasm32")]
             bias: vec![0.0; n.div_ceil(simd128::NR) * simd128::NR],
+            #[cfg(target_arch = "wasm32")]
+            q8: q8::pack(&b, k, n),
+            #[cfg(target_arch = "wasm32")]
+            xq: (Vec::new(), Vec::new()),
             a,
             b,
             out: vec![0.0; m * n],
@@ -113,6 +125,14 @@ impl Case {
         simd128::gemm(&self.a, self.m, self.k, self.n, &self.mine, &self.bias, &mut self.out);
     }
 
+    /// The 8-bit prototype: quantize the activations, then the int8 product.
+    #[cfg(target_arch = "wasm32")]
+    pub fn int8(&mut self) {
+        let (q, s) = &mut self.xq;
+        q8::quantize(&self.a, self.m, self.k, q, s);
+        q8::gemm(q, s, self.m, &self.q8, &mut self.out);
+    }
+
     pub fn out(&self) -> &[f32] {
         &self.out
     }
@@ -128,6 +148,8 @@ pub fn time(m: usize, k: usize, n: usize, engine: u32, runs: usize, iters: usize
         2 => c.rten(true),
         #[cfg(target_arch = "wasm32")]
         3 => c.webclip(),
+        #[cfg(target_arch = "wasm32")]
+        4 => c.int8(),
         _ => c.rten(true),
     };
     step(&mut case);
@@ -153,6 +175,8 @@ pub fn max_diff(m: usize, k: usize, n: usize, engine: u32) -> f32 {
     match engine {
         #[cfg(target_arch = "wasm32")]
         3 => case.webclip(),
+        #[cfg(target_arch = "wasm32")]
+        4 => case.int8(),
         _ => case.rten(true),
     }
     g.iter().zip(case.out()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
