@@ -39,6 +39,8 @@ pub struct Case {
     q8: q8::Packed,
     #[cfg(target_arch = "wasm32")]
     xq: (Vec<i16>, Vec<f32>),
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    q7: (q8::relaxed::Packed, Vec<u8>, Vec<f32>),
 }
 
 thread_local! {
@@ -73,6 +75,8 @@ impl Case {
             q8: q8::pack(&b, k, n),
             #[cfg(target_arch = "wasm32")]
             xq: (Vec::new(), Vec::new()),
+            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+            q7: (q8::relaxed::pack(&b, k, n), Vec::new(), Vec::new()),
             a,
             b,
             out: vec![0.0; m * n],
@@ -133,6 +137,14 @@ impl Case {
         q8::gemm(q, s, self.m, &self.q8, &mut self.out);
     }
 
+    /// The 8-bit prototype with relaxed SIMD's i8 × i7 dot product.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    pub fn int8_relaxed(&mut self) {
+        let (w, q, s) = &mut self.q7;
+        q8::relaxed::quantize(&self.a, self.m, self.k, q, s);
+        q8::relaxed::gemm(q, s, self.m, w, &mut self.out);
+    }
+
     pub fn out(&self) -> &[f32] {
         &self.out
     }
@@ -150,6 +162,8 @@ pub fn time(m: usize, k: usize, n: usize, engine: u32, runs: usize, iters: usize
         3 => c.webclip(),
         #[cfg(target_arch = "wasm32")]
         4 => c.int8(),
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        5 => c.int8_relaxed(),
         _ => c.rten(true),
     };
     step(&mut case);
@@ -177,6 +191,8 @@ pub fn max_diff(m: usize, k: usize, n: usize, engine: u32) -> f32 {
         3 => case.webclip(),
         #[cfg(target_arch = "wasm32")]
         4 => case.int8(),
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        5 => case.int8_relaxed(),
         _ => case.rten(true),
     }
     g.iter().zip(case.out()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
