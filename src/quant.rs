@@ -14,10 +14,12 @@
 //!
 //! On a GPU, Linear weights stay 8-bit as burn quantized tensors (its `Q8S` values packed in
 //! u32, per-block f32 scales): the matmul reads them as they are, so the weights take a
-//! quarter of the GPU memory and upload four times faster. On the CPU they are widened to f32
-//! at load (see [`QuantMatrix::to_device`]). The other 8-bit tensors (embeddings, the patch
-//! convolution) are widened at load everywhere: they are looked up or convolved once per
-//! call, not multiplied as matrices.
+//! quarter of the GPU memory and upload four times faster. On the CPU in wasm (the page) they
+//! stay 8-bit on the host and go to the layer itself ([`QuantMatrix::stays_on_host`],
+//! `Linear::pack`), whose 8-bit product reads them as the file stores them. Natively on the
+//! CPU they are widened to f32 at load (see [`QuantMatrix::to_device`]). The other 8-bit
+//! tensors (embeddings, the patch convolution) are widened at load: they are looked up or
+//! convolved once per call, not multiplied as matrices.
 
 use burn::tensor::quantization::{QuantScheme, QuantStore, QuantValue, ScaleDtype};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -103,6 +105,12 @@ impl QuantMatrix {
             all.rows += p.rows;
         }
         all
+    }
+
+    /// Whether an 8-bit Linear weight for `device` stays as it is, on the host, for the layer's
+    /// own 8-bit product: on the CPU in wasm, where that product is `kernels::simd128_q8`.
+    pub fn stays_on_host(device: &Device) -> bool {
+        cfg!(target_family = "wasm") && *device == Device::flex()
     }
 
     /// On the device in burn's Linear layout `[cols, rows]`. On a GPU, a burn quantized tensor

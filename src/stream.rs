@@ -17,7 +17,7 @@ use crate::Error;
 use crate::config::ClipConfig;
 use crate::model::ClipModel;
 use crate::quant::QuantMatrix;
-use crate::weights::{KeyPath, Quantized, RawTensor, SideBySide, Stored, decode_f32};
+use crate::weights::{HostWeights, KeyPath, Quantized, RawTensor, SideBySide, Stored, decode_f32, held};
 
 /// A header longer than this is not a CLIP checkpoint's (B/32's is 26 KB).
 const MAX_HEADER: u64 = 100_000_000;
@@ -43,6 +43,8 @@ pub struct WeightStream {
     matrices: HashMap<String, QuantMatrix>,
     /// 8-bit Linear weights on the device, by the first checkpoint key of their parameter.
     quant_loaded: HashMap<String, Tensor<2>>,
+    /// The same kept on the host for their layer ([`QuantMatrix::stays_on_host`]).
+    quant_host: HashMap<String, QuantMatrix>,
     device: Device,
 }
 
@@ -296,6 +298,7 @@ impl WeightStream {
             quant_scales: HashMap::new(),
             matrices: HashMap::new(),
             quant_loaded: HashMap::new(),
+            quant_host: HashMap::new(),
             device: device.clone(),
         })
     }
@@ -391,13 +394,16 @@ impl WeightStream {
             at: KeyPath::default(),
             loaded: &mut self.loaded,
             quant_loaded: &mut self.quant_loaded,
+            quant_host: &mut self.quant_host,
+            host: HostWeights::default(),
+            device: self.device.clone(),
             error: None,
         };
         let mut model = self.skeleton.map(&mut filler);
         match filler.error {
             Some(e) => Err(e),
             None => {
-                model.pack_linears();
+                model.pack_weights(&mut filler.host);
                 Ok(model)
             }
         }
@@ -536,15 +542,20 @@ impl WeightStream {
         };
         let stored = &self.wanted[&name];
         let raw = RawTensor { dtype: Dtype::I8, shape: stored.shape.clone(), data: data.into() };
-        match stored.quantized(&raw, scales)? {
+        match stored.quantized(raw, scales, &self.device)? {
             Quantized::Values(values) => self.put(name, values)?,
             Quantized::Matrix(matrix) => {
                 self.matrices.insert(name.clone(), matrix);
                 let group = self.groups.get(&name).cloned().unwrap_or_else(|| vec![name]);
                 if group.iter().all(|k| self.matrices.contains_key(k)) {
                     let parts = group.iter().filter_map(|k| self.matrices.remove(k)).collect();
-                    self.quant_loaded.insert(group[0].clone(), QuantMatrix::stack(parts).to_device(&self.device));
-                    flush(&self.device)?;
+                    let matrix = QuantMatrix::stack(parts);
+                    if QuantMatrix::stays_on_host(&self.device) {
+                        self.quant_host.insert(group[0].clone(), matrix);
+                    } else {
+                        self.quant_loaded.insert(group[0].clone(), matrix.to_device(&self.device));
+                        flush(&self.device)?;
+                    }
                 }
             }
         }
@@ -583,6 +594,9 @@ struct Filler<'a> {
     at: KeyPath,
     loaded: &'a mut HashMap<String, Tensor<1>>,
     quant_loaded: &'a mut HashMap<String, Tensor<2>>,
+    quant_host: &'a mut HashMap<String, QuantMatrix>,
+    host: HostWeights,
+    device: Device,
     error: Option<Error>,
 }
 
@@ -604,6 +618,9 @@ impl ModuleMapper for Filler<'_> {
         if let Some(matrix) = stored.first().and_then(|(s, _)| self.quant_loaded.remove(&s.name)) {
             // An 8-bit Linear weight: rank 2 whatever D says.
             return Param::initialized(param.id, Tensor::from_dispatch(matrix.into_dispatch()));
+        }
+        if let Some(matrix) = stored.first().and_then(|(s, _)| self.quant_host.remove(&s.name)) {
+            return held(param, expected, matrix, &mut self.host, &self.device);
         }
         // One tensor, or q, k and v already side by side (under the first's key).
         let Some((first, _)) = stored.into_iter().next() else { return param };

@@ -263,8 +263,8 @@ impl WebClip {
     }
 
     fn install(&self, clip: Clip) -> Result<JsValue, JsValue> {
+        let params = clip.model.parameter_count();
         let (t, v) = (&clip.config.text_config, &clip.config.vision_config);
-        let params = burn::module::Module::num_params(&clip.model);
         let info = ModelInfo {
             projection_dim: clip.config.projection_dim,
             image_size: v.image_size,

@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
@@ -100,12 +100,13 @@ pub fn decode_f32(name: &str, t: &RawTensor) -> Result<Vec<f32>, Error> {
 /// Build the model for `config` and fill every parameter from `source`.
 pub fn load_model(config: &ClipConfig, source: &impl TensorSource, device: &Device) -> Result<ClipModel, Error> {
     config.validate()?;
-    let mut loader = Loader { source, device: device.clone(), at: KeyPath::default(), error: None };
+    let mut loader =
+        Loader { source, device: device.clone(), at: KeyPath::default(), error: None, host: HostWeights::default() };
     let mut model = config.init(device).map(&mut loader);
     match loader.error {
         Some(e) => Err(e),
         None => {
-            model.pack_linears();
+            model.pack_weights(&mut loader.host);
             Ok(model)
         }
     }
@@ -162,7 +163,8 @@ impl KeyPath {
             _ => (key(field), false),
         };
         let shape = if transpose { expected.iter().rev().copied().collect() } else { expected.to_vec() };
-        Stored { name, shape, transpose }
+        let table = (parent, field) == ("Struct:TokenEmbedding", "weight");
+        Stored { name, shape, transpose, table }
     }
 }
 
@@ -172,6 +174,8 @@ pub(crate) struct Stored {
     pub name: String,
     pub shape: Vec<usize>,
     pub transpose: bool,
+    /// The token embedding's table, which can stay 8-bit as a whole ([`crate::model::embedding`]).
+    pub table: bool,
 }
 
 impl Stored {
@@ -202,14 +206,21 @@ impl Stored {
     }
 
     /// An 8-bit tensor with its scales: a Linear weight stays 8-bit, as a matrix in the
-    /// checkpoint's `[out, in]`; anything else is widened to f32 values in burn's layout.
-    pub(crate) fn quantized(&self, raw: &RawTensor, scales: Vec<f32>) -> Result<Quantized, Error> {
+    /// checkpoint's `[out, in]`, and so does the token embedding's table where it stays on the
+    /// host (for `device`, [`QuantMatrix::stays_on_host`]); anything else is widened to f32
+    /// values in burn's layout.
+    /// Bytes the tensor owns (streamed in) become the matrix's without a copy.
+    pub(crate) fn quantized(&self, raw: RawTensor, scales: Vec<f32>, device: &Device) -> Result<Quantized, Error> {
         self.check(raw.dtype, &raw.shape)?;
-        let values: &[i8] = bytemuck::cast_slice(&raw.data);
-        if self.transpose {
-            let matrix = QuantMatrix::new(&self.name, values.to_vec(), scales, self.shape[0], self.shape[1])?;
+        if self.transpose || (self.table && QuantMatrix::stays_on_host(device)) {
+            let values: Vec<i8> = match raw.data {
+                Cow::Owned(bytes) => bytemuck::allocation::cast_vec(bytes),
+                Cow::Borrowed(bytes) => bytemuck::cast_slice(bytes).to_vec(),
+            };
+            let matrix = QuantMatrix::new(&self.name, values, scales, self.shape[0], self.shape[1])?;
             return Ok(Quantized::Matrix(matrix));
         }
+        let values: &[i8] = bytemuck::cast_slice(&raw.data);
         if scales.len() * crate::quant::BLOCK != values.len() {
             return Err(Error::WeightsFile(format!("tensor {} does not match its scales", self.name)));
         }
@@ -286,6 +297,31 @@ impl SideBySide {
     }
 }
 
+/// 8-bit Linear weights kept on the host for their layer's own product
+/// ([`QuantMatrix::stays_on_host`]), by the id of the parameter they fill; that parameter
+/// holds an empty `[0, d_out]` tensor, as a packed layer's does.
+pub(crate) type HostWeights = HashMap<ParamId, QuantMatrix>;
+
+/// An 8-bit Linear weight's place in the module, once it is kept on the host: an empty
+/// `[0, …]` tensor of the parameter's other dimensions.
+pub(crate) fn held<const D: usize>(
+    param: Param<Tensor<D>>,
+    mut expected: [usize; D],
+    matrix: QuantMatrix,
+    host: &mut HostWeights,
+    device: &Device,
+) -> Param<Tensor<D>> {
+    host.insert(param.id, matrix);
+    expected[0] = 0;
+    Param::initialized(param.id, Tensor::empty(expected, device))
+}
+
+/// A parameter as loaded: a tensor on the device, or an 8-bit Linear weight on the host.
+enum Loaded<const D: usize> {
+    Tensor(Tensor<D>),
+    Host(QuantMatrix),
+}
+
 /// An 8-bit tensor as loaded: kept 8-bit, or widened.
 pub(crate) enum Quantized {
     Matrix(QuantMatrix),
@@ -298,10 +334,11 @@ struct Loader<'s, S> {
     device: Device,
     at: KeyPath,
     error: Option<Error>,
+    host: HostWeights,
 }
 
 impl<S: TensorSource> Loader<'_, S> {
-    fn load<const D: usize>(&self, expected: [usize; D]) -> Result<Tensor<D>, Error> {
+    fn load<const D: usize>(&self, expected: [usize; D]) -> Result<Loaded<D>, Error> {
         let stored = self.at.stored(&expected);
         let count = stored.len();
         let mut side: Option<SideBySide> = None;
@@ -310,7 +347,7 @@ impl<S: TensorSource> Loader<'_, S> {
             let raw = self.source.tensor(&stored.name)?.ok_or_else(|| Error::MissingTensor(stored.name.clone()))?;
             let values = if raw.dtype == Dtype::I8 {
                 stored.check(raw.dtype, &raw.shape)?;
-                match stored.quantized(&raw, self.scales(&stored)?)? {
+                match stored.quantized(raw, self.scales(&stored)?, &self.device)? {
                     Quantized::Matrix(m) => {
                         matrices.push(m);
                         continue;
@@ -318,11 +355,12 @@ impl<S: TensorSource> Loader<'_, S> {
                     Quantized::Values(values) => values,
                 }
             } else {
-                stored.values(&raw)?
+                let values = stored.values(&raw)?;
+                drop(raw);
+                values
             };
-            drop(raw);
             if count == 1 {
-                return Ok(Tensor::from_data(TensorData::new(values, expected), &self.device));
+                return Ok(Loaded::Tensor(Tensor::from_data(TensorData::new(values, expected), &self.device)));
             }
             side.get_or_insert_with(|| SideBySide::new(count, values.len(), stored.cols())).put(index, &values);
         }
@@ -330,12 +368,15 @@ impl<S: TensorSource> Loader<'_, S> {
             if side.is_some() {
                 return Err(Error::WeightsFile("q, k and v must be all 8-bit or all float".into()));
             }
-            let matrix = QuantMatrix::stack(matrices).to_device(&self.device);
+            let matrix = QuantMatrix::stack(matrices);
+            if QuantMatrix::stays_on_host(&self.device) {
+                return Ok(Loaded::Host(matrix));
+            }
             // A Linear weight: rank 2 whatever D says.
-            return Ok(Tensor::from_dispatch(matrix.into_dispatch()));
+            return Ok(Loaded::Tensor(Tensor::from_dispatch(matrix.to_device(&self.device).into_dispatch())));
         }
         let values = side.map(SideBySide::into_values).unwrap_or_default();
-        Ok(Tensor::from_data(TensorData::new(values, expected), &self.device))
+        Ok(Loaded::Tensor(Tensor::from_data(TensorData::new(values, expected), &self.device)))
     }
 
     /// The scales of the 8-bit tensor `stored`, as f32.
@@ -363,7 +404,8 @@ impl<S: TensorSource> ModuleMapper for Loader<'_, S> {
         // `lazy_shape` reads the declared shape without running the (discarded) initializer.
         let expected: [usize; D] = param.lazy_shape().dims();
         match self.load(expected) {
-            Ok(tensor) => Param::initialized(param.id, tensor),
+            Ok(Loaded::Tensor(tensor)) => Param::initialized(param.id, tensor),
+            Ok(Loaded::Host(matrix)) => held(param, expected, matrix, &mut self.host, &self.device),
             Err(e) => {
                 self.error = Some(e);
                 param

@@ -173,6 +173,27 @@ fn cpu_matches_transformers() {
     }
 }
 
+/// The parameter count (what the page shows) includes the weights packed at load, which leave
+/// the module's own tensors empty: it is the file's.
+#[test]
+fn the_parameter_count_includes_packed_weights() {
+    use webclip::weights::{SafetensorsFile, TensorSource};
+    let device = ComputeDevice::cpu();
+    for model in MODELS {
+        let clip = Clip::load_dir(&fixtures().join(model), &device.device).unwrap();
+        assert!(clip.model.text_model.encoder.layers[0].mlp.fc1.packed.is_some(), "{model}: packed");
+        let bytes = std::fs::read(fixtures().join(model).join("model.safetensors")).unwrap();
+        let file = SafetensorsFile::parse(&bytes).unwrap();
+        let stored: usize = file
+            .names()
+            .iter()
+            .filter(|n| !n.ends_with("position_ids"))
+            .map(|n| file.tensor(n).unwrap().unwrap().shape.iter().product::<usize>().max(1))
+            .sum();
+        assert_eq!(clip.model.parameter_count(), stored, "{model}");
+    }
+}
+
 /// `pytorch_model.bin` (torch.save's zip archive; f16 for one model, f32 with the int64
 /// `position_ids` of older checkpoints for the other), as hub repositories without safetensors
 /// hold it: the same parity, and the very logits of the safetensors file.

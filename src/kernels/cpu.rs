@@ -7,7 +7,10 @@
 //! - natively, by rten-gemm ([`PackedBMatrix`]; AVX-512 or AVX2 + FMA kernels, rayon over
 //!   every core): 1.8–2.3× faster than gemm at ViT-B/32's shapes;
 //! - in wasm, by webclip's own SIMD128 kernel ([`super::simd128`]), 1.3–1.7× faster in
-//!   Chromium than both gemm and rten-gemm, whose tiles are too large for V8's registers.
+//!   Chromium than both gemm and rten-gemm, whose tiles are too large for V8's registers;
+//! - in wasm with 8-bit weights (`dtype=q8`), by its 8-bit kernel ([`super::simd128_q8`]):
+//!   the weights stay 8-bit, the activations are quantized per row and block of 32 as they
+//!   come. Natively 8-bit weights are widened to f32 at load and take rten-gemm's product.
 //!
 //! Measured side by side: `scripts/bench/gemm/`, `docs/cpu.md`. The bias is added inside the
 //! product; the activation and the residual in one pass over the output while it is in cache.
@@ -34,9 +37,15 @@ thread_local! {
 #[cfg(not(target_family = "wasm"))]
 struct Packed(PackedBMatrix<f32>);
 #[cfg(target_family = "wasm")]
-struct Packed {
-    panels: Vec<f32>,
-    bias: Vec<f32>,
+enum Packed {
+    F32 { panels: Vec<f32>, bias: Vec<f32> },
+    Q8(super::simd128_q8::Packed),
+}
+
+#[cfg(target_family = "wasm")]
+thread_local! {
+    /// The activations of the 8-bit product being computed, quantized: one buffer reused.
+    static QUANTIZED: std::cell::RefCell<super::simd128_q8::Quantized> = Default::default();
 }
 
 /// A Linear layer's weight (and bias) in the form the CPU's product reads.
@@ -67,9 +76,26 @@ impl PackedLinear {
             if let Some(b) = &bias {
                 padded[..d_out].copy_from_slice(b);
             }
-            Packed { panels: pack(weight, d_in, d_out), bias: padded }
+            Packed::F32 { panels: pack(weight, d_in, d_out), bias: padded }
         };
         Self { weight: packed, bias, d_in, d_out }
+    }
+
+    /// From an 8-bit weight as the file stores it (`[d_out, d_in]`, blocks of 32 along
+    /// `d_in`), kept 8-bit ([`super::simd128_q8::Packed::new`], in place where it can).
+    #[cfg(target_family = "wasm")]
+    pub fn q8(weight: crate::quant::QuantMatrix, bias: Option<Vec<f32>>) -> Self {
+        let (d_out, d_in) = (weight.rows, weight.cols);
+        let packed = super::simd128_q8::Packed::new(weight.values, &weight.scales, d_in, d_out, bias.as_deref());
+        Self { weight: Packed::Q8(packed), bias, d_in, d_out }
+    }
+
+    /// Whether the weight is held in 8 bits.
+    pub fn is_q8(&self) -> bool {
+        #[cfg(target_family = "wasm")]
+        return matches!(self.weight, Packed::Q8(_));
+        #[cfg(not(target_family = "wasm"))]
+        false
     }
 
     pub fn d_in(&self) -> usize {
@@ -90,7 +116,13 @@ impl PackedLinear {
                 .expect("the packed weight's shape and kernel match the executor's");
         }
         #[cfg(target_family = "wasm")]
-        super::simd128::gemm(x, rows, self.d_in, self.d_out, &self.weight.panels, &self.weight.bias, out);
+        match &self.weight {
+            Packed::F32 { panels, bias } => super::simd128::gemm(x, rows, self.d_in, self.d_out, panels, bias, out),
+            Packed::Q8(w) => QUANTIZED.with_borrow_mut(|q| {
+                super::simd128_q8::quantize(x, rows, self.d_in, q);
+                super::simd128_q8::gemm(q, rows, w, out);
+            }),
+        }
     }
 
     /// `act(x · W + b)`, plus `residual` if given: `x` row-major `[rows, d_in]`, the result and

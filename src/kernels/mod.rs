@@ -24,6 +24,8 @@ pub mod layer_norm;
 pub mod linear;
 #[cfg(target_family = "wasm")]
 pub mod simd128;
+#[cfg(target_family = "wasm")]
+pub mod simd128_q8;
 
 use burn::backend::tensor::{FloatTensor, IntTensor, QuantizedTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};

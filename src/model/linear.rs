@@ -14,6 +14,7 @@ use burn::nn::LinearConfig;
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::kernels::{self, Activation, cpu::PackedLinear};
+use crate::weights::HostWeights;
 
 #[derive(Module, Debug)]
 pub struct Linear {
@@ -45,15 +46,31 @@ impl Linear {
     /// On the CPU, the weight moved into its packed form (see the module's doc); elsewhere,
     /// and for weights the CPU's product does not take (f16 kept as f16), nothing changes.
     pub fn pack(&mut self) {
+        self.pack_from(&mut HostWeights::new());
+    }
+
+    /// [`Self::pack`], where `host` may hold this layer's 8-bit weight, which a loader kept
+    /// out of the module for the CPU's 8-bit product (wasm only): it is taken from there.
+    pub(crate) fn pack_from(&mut self, host: &mut HostWeights) {
         let weight = self.weight.val();
         let device = weight.device();
+        let bias = || {
+            let bias = self.bias.as_ref().map(|b| b.val().into_data().convert::<f32>().try_to_vec::<f32>());
+            bias.map(|b| b.expect("an f32 bias"))
+        };
+        #[cfg(target_family = "wasm")]
+        if let Some(matrix) = host.remove(&self.weight.id) {
+            self.packed = Some(Arc::new(PackedLinear::q8(matrix, bias())));
+            return;
+        }
+        #[cfg(not(target_family = "wasm"))]
+        let _ = host; // natively 8-bit weights are widened at load, never kept on the host
         if self.packed.is_some() || kernels::on_gpu(&device) || weight.dtype() != DType::F32 || !kernels::uses("linear")
         {
             return;
         }
         let [d_in, d_out] = weight.dims();
-        let bias = self.bias.as_ref().map(|b| b.val().into_data().convert::<f32>().try_to_vec::<f32>());
-        let bias = bias.map(|b| b.expect("an f32 bias"));
+        let bias = bias();
         // The parameter let go first, so `weight` holds the only reference: its buffer is taken
         // without a copy (and in wasm packed in place).
         self.weight = Param::initialized(self.weight.id, Tensor::empty([0, d_out], &device));

@@ -3,6 +3,7 @@
 //! Mirrors transformers' `CLIPModel`; every parameter sits under the key the Hugging Face
 //! checkpoint uses, so reading this module tree and reading `model.safetensors` is the same act.
 
+pub mod embedding;
 pub mod encoder;
 pub mod linear;
 pub mod text;
@@ -86,22 +87,31 @@ impl ClipModel {
     }
 
     /// On the CPU, every Linear's weight packed for its matrix product, a layer at a time (so
-    /// at most one layer's weight is held twice); see [`Linear::pack`]. Elsewhere, nothing.
-    pub fn pack_linears(&mut self) {
-        for encoder in [&mut self.text_model.encoder, &mut self.vision_model.encoder] {
-            for layer in &mut encoder.layers {
-                for linear in [
-                    &mut layer.self_attn.qkv_proj,
-                    &mut layer.self_attn.out_proj,
-                    &mut layer.mlp.fc1,
-                    &mut layer.mlp.fc2,
-                ] {
-                    linear.pack();
-                }
-            }
+    /// at most one layer's weight is held twice); see [`Linear::pack`]. `host` holds the 8-bit
+    /// weights a loader kept for their layers ([`crate::quant::QuantMatrix::stays_on_host`]),
+    /// and the 8-bit token embedding. Elsewhere, nothing.
+    pub(crate) fn pack_weights(&mut self, host: &mut crate::weights::HostWeights) {
+        for linear in self.linears_mut() {
+            linear.pack_from(host);
         }
-        self.visual_projection.pack();
-        self.text_projection.pack();
+        self.text_model.embeddings.token_embedding.take_from(host);
+    }
+
+    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        let layers = self.text_model.encoder.layers.iter_mut().chain(self.vision_model.encoder.layers.iter_mut());
+        let in_layers =
+            layers.flat_map(|l| [&mut l.self_attn.qkv_proj, &mut l.self_attn.out_proj, &mut l.mlp.fc1, &mut l.mlp.fc2]);
+        in_layers.chain([&mut self.visual_projection, &mut self.text_projection])
+    }
+
+    /// How many parameters the model has, packed ones included (burn's `num_params` counts
+    /// the tensors in the module, which a packed layer has left empty).
+    pub fn parameter_count(&self) -> usize {
+        let layers = self.text_model.encoder.layers.iter().chain(&self.vision_model.encoder.layers);
+        let linears = layers.flat_map(|l| [&l.self_attn.qkv_proj, &l.self_attn.out_proj, &l.mlp.fc1, &l.mlp.fc2]);
+        let linears = linears.chain([&self.visual_projection, &self.text_projection]);
+        let held: usize = linears.filter(|l| l.packed.is_some()).map(|l| l.dims().iter().product::<usize>()).sum();
+        self.num_params() + held + self.text_model.embeddings.token_embedding.held_values()
     }
 
     /// The full forward pass: (`logits_per_image`, `image_embeds`, `text_embeds`).

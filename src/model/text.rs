@@ -12,6 +12,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::embedding::TokenEmbedding;
 use super::encoder::{AttentionMask, ClipEncoder, EncoderShape, Readout};
 use crate::config::ClipTextConfig;
 use crate::kernels;
@@ -32,7 +33,7 @@ impl TokenBatch {
 
 #[derive(Module, Debug)]
 pub struct ClipTextEmbeddings {
-    pub token_embedding: Embedding,
+    pub token_embedding: TokenEmbedding,
     pub position_embedding: Embedding,
 }
 
@@ -49,7 +50,7 @@ impl ClipTextConfig {
     pub fn init(&self, device: &Device) -> ClipTextTransformer {
         ClipTextTransformer {
             embeddings: ClipTextEmbeddings {
-                token_embedding: EmbeddingConfig::new(self.vocab_size, self.hidden_size).init(device),
+                token_embedding: TokenEmbedding::new(self.vocab_size, self.hidden_size, device),
                 position_embedding: EmbeddingConfig::new(self.max_position_embeddings, self.hidden_size).init(device),
             },
             encoder: EncoderShape {
@@ -96,7 +97,7 @@ impl ClipTextTransformer {
         // Every upload first: an upload after queued work costs the GPU a submit.
         let ints =
             |values: Vec<i64>, shape: [usize; 2]| Tensor::<2, Int>::from_data(TensorData::new(values, shape), &device);
-        let (ids, positions) = (ints(pack.ids, [rows, width]), ints(pack.positions, [rows, width]));
+        let positions = ints(pack.positions, [rows, width]);
         let mask = AttentionMask::new(&pack.visible, [rows, width, width], &device);
         let readout = Readout {
             index: Tensor::from_data(TensorData::new(pack.read, [rows * per_row]), &device),
@@ -104,7 +105,8 @@ impl ClipTextTransformer {
             mask: Some(AttentionMask::new(&pack.read_visible, [rows, per_row, width], &device)),
         };
         let order = Tensor::<1, Int>::from_data(TensorData::new(pack.order, [tokens.batch]), &device);
-        let x = self.embeddings.token_embedding.forward(ids) + self.embeddings.position_embedding.forward(positions);
+        let tokens = self.embeddings.token_embedding.lookup(pack.ids, [rows, width], &device);
+        let x = tokens + self.embeddings.position_embedding.forward(positions);
         let read = self.encoder.forward(x, Some(&mask), &readout).reshape([rows * per_row, hidden]);
         kernels::layer_norm(read.select(0, order), &self.final_layer_norm, self.layer_norm_eps)
     }
