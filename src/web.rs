@@ -95,6 +95,13 @@ impl ModelLoad {
         }
     }
 
+    /// The file's length, once its response tells it: a load begun before the response (so that
+    /// reading its bytes waits for nothing) learns it here, before the first push.
+    #[wasm_bindgen(js_name = expectLength)]
+    pub fn expect_length(&mut self, len: f64) {
+        self.expected_len = len as usize;
+    }
+
     /// Bytes pushed so far.
     #[wasm_bindgen(getter)]
     pub fn received(&self) -> f64 {

@@ -276,6 +276,7 @@ async function downloadFiles(source, id) {
   try {
     const where = source.repo ? `${source.repo} at ${source.revision}` : base;
     const files = weightFiles(source.dtype);
+    sink.prepare();
     const absent = source.dtype === "q8" ? `${where} has no model.q8.safetensors (8-bit weights): make one with \`webclip convert --dtype q8\`, or load the model without dtype "q8".` : `${where} has neither model.safetensors nor pytorch_model.bin.`;
     for (const [i, { name, why }] of files.entries()) {
       const last = i === files.length - 1;
@@ -381,11 +382,29 @@ function storageFull(id, file, e) {
 /// model from a model.safetensors tensor by tensor, so the worker never holds the whole file.
 function modelSink(files) {
   const text = (b) => (b ? new TextDecoder().decode(b) : undefined);
+  const begin = (total) => clip.beginLoad(text(files["config.json"]), text(files["preprocessor_config.json"]), files["tokenizer.json"] ?? undefined, total);
   const sink = {
     load: null,
+    /// Whether `load` was begun ahead and no file has started into it yet.
+    ahead: false,
+    /// Begin the load while the weights' request is in flight. Reading the configuration and
+    /// building the tokenizer takes a few hundred milliseconds in the engine; begun when the
+    /// response came, they kept its bytes waiting unread, and a connection cut meanwhile lost
+    /// them all (the body stream drops what it holds when it errors), so the download started
+    /// over instead of resuming.
+    prepare() {
+      if (sink.load) return;
+      sink.load = begin(0);
+      sink.ahead = true;
+    },
     start({ total }) {
+      if (sink.ahead) {
+        sink.ahead = false;
+        sink.load.expectLength(total || 0);
+        return;
+      }
       sink.load?.free();
-      sink.load = clip.beginLoad(text(files["config.json"]), text(files["preprocessor_config.json"]), files["tokenizer.json"] ?? undefined, total || 0);
+      sink.load = begin(total || 0);
     },
     write(chunk) {
       sink.load.push(chunk);
