@@ -27,10 +27,11 @@ pub const NR: usize = 8;
 pub const BLOCK: usize = 32;
 /// The activations' largest value once quantized (7 bits, unsigned).
 pub const QMAX: f32 = 127.0;
-/// Rows per tile: 4 with relaxed SIMD (8 i32 accumulators), 2 in the baseline module (whose
-/// dot products leave pairs unsummed: 4 accumulators a row).
+/// Rows per tile: 5 with relaxed SIMD (10 i32 accumulators, and 5 registers for the rest: 5
+/// was faster than 4 at ViT-B/32's shapes, docs/cpu.md), 2 in the baseline module (whose dot
+/// products leave pairs unsummed: 4 accumulators a row).
 #[cfg(webclip_relaxed_simd)]
-pub const MR: usize = 4;
+pub const MR: usize = 5;
 #[cfg(not(webclip_relaxed_simd))]
 pub const MR: usize = 2;
 
@@ -221,6 +222,8 @@ pub fn gemm(x: &Quantized, m: usize, w: &Packed, out: &mut [f32]) {
             unsafe {
                 match rows {
                     #[cfg(webclip_relaxed_simd)]
+                    5 => tile::<5>(x, r, w, p, out, cols),
+                    #[cfg(webclip_relaxed_simd)]
                     4 => tile::<4>(x, r, w, p, out, cols),
                     #[cfg(webclip_relaxed_simd)]
                     3 => tile::<3>(x, r, w, p, out, cols),
@@ -295,13 +298,18 @@ unsafe fn block_sums<const R: usize>(
     unsafe {
         let (mut lo, mut hi) = start::<R>(x, r0, k, sums, b);
         let xp = x.values.as_ptr().add(r0 * k + b * BLOCK);
+        // The i8 × i7 products summed in pairs (exact in i16: at most 2 · 127 · 128), then in
+        // fours into i32 by a multiply-add with ones: three instructions on x86-64 without
+        // AVX-VNNI, where V8 lowers the fused `relaxed_dot_i8x16_i7x16_add` to five (it
+        // rebuilds the ones every time).
+        let ones = i16x8_splat(1);
         for g in 0..BLOCK / 4 {
             let w0 = v128_load(wp.add(g * 32) as *const v128);
             let w1 = v128_load(wp.add(g * 32 + 16) as *const v128);
             for r in 0..R {
                 let q = v128_load32_splat(xp.add(r * k + g * 4) as *const u32);
-                lo[r] = i32x4_relaxed_dot_i8x16_i7x16_add(w0, q, lo[r]);
-                hi[r] = i32x4_relaxed_dot_i8x16_i7x16_add(w1, q, hi[r]);
+                lo[r] = i32x4_add(lo[r], i32x4_dot_i16x8(i16x8_relaxed_dot_i8x16_i7x16(w0, q), ones));
+                hi[r] = i32x4_add(hi[r], i32x4_dot_i16x8(i16x8_relaxed_dot_i8x16_i7x16(w1, q), ones));
             }
         }
         (lo, hi)

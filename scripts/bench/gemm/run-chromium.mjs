@@ -12,6 +12,23 @@ const shapes = [
 ];
 const b = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"] });
 const page = await b.newPage();
+// ENGINES=3,6 (engine numbers as in src/lib.rs's `time`): only those, in a short table.
+if (process.env.ENGINES) {
+  const engines = process.env.ENGINES.split(",").map(Number);
+  for (const file of process.argv.slice(2)) {
+    const bytes = [...readFileSync(file)];
+    const rows = await page.evaluate(async ({ bytes, shapes, engines }) => {
+      const { instance } = await WebAssembly.instantiate(new Uint8Array(bytes), { env: { now: () => performance.now() } });
+      const { bench, diff } = instance.exports;
+      const best = (m, k, n, e) => Math.min(...[0, 1, 2, 3, 4].map(() => bench(m, k, n, e, 7, 10)));
+      return shapes.map(([name, m, k, n]) => [name, m, k, n, ...engines.map((e) => best(m, k, n, e)), ...engines.map((e) => diff(m, k, n, e))]);
+    }, { bytes, shapes, engines });
+    console.log(`\n${file}\n| shape | ${engines.map((e) => `engine ${e}`).join(" | ")} | ${engines.map((e) => `diff ${e}`).join(" | ")} |`);
+    for (const [name, m, k, n, ...t] of rows) console.log(`| ${name} ${m}×${k}×${n} | ${t.slice(0, engines.length).map((x) => `${x.toFixed(3)} ms`).join(" | ")} | ${t.slice(engines.length).map((x) => x.toExponential(1)).join(" | ")} |`);
+  }
+  await b.close();
+  process.exit(0);
+}
 for (const file of process.argv.slice(2)) {
   const bytes = [...readFileSync(file)];
   const rows = await page.evaluate(async ({ bytes, shapes }) => {

@@ -19,7 +19,12 @@ use rten_tensor::NdTensorView;
 #[path = "../../../../src/kernels/simd128.rs"]
 pub mod simd128;
 
-/// A prototype of 8-bit products (not in webclip yet).
+/// webclip's 8-bit kernel itself (src/kernels/simd128_q8.rs), as the crate compiles it.
+#[cfg(target_arch = "wasm32")]
+#[path = "../../../../src/kernels/simd128_q8.rs"]
+pub mod simd128_q8;
+
+/// A prototype of 8-bit products (before webclip's kernel).
 #[cfg(target_arch = "wasm32")]
 pub mod q8;
 
@@ -41,6 +46,28 @@ pub struct Case {
     xq: (Vec<i16>, Vec<f32>),
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     q7: (q8::relaxed::Packed, Vec<u8>, Vec<f32>),
+    #[cfg(target_arch = "wasm32")]
+    committed_q8: (simd128_q8::Packed, simd128_q8::Quantized),
+}
+
+/// `b` `[k, n]` as a q8 file stores it: `[n, k]` i8, symmetric per column and block of 32,
+/// with the scales `[n, k / 32]`.
+#[cfg(target_arch = "wasm32")]
+fn file_q8(b: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f32>) {
+    let blocks = k / simd128_q8::BLOCK;
+    let (mut values, mut scales) = (vec![0i8; n * k], vec![0f32; n * blocks]);
+    for c in 0..n {
+        for bl in 0..blocks {
+            let ks = bl * simd128_q8::BLOCK..(bl + 1) * simd128_q8::BLOCK;
+            let max = ks.clone().map(|i| b[i * n + c].abs()).fold(0f32, f32::max);
+            let s = max / 127.0;
+            scales[c * blocks + bl] = s;
+            for i in ks {
+                values[c * k + i] = if s > 0.0 { (b[i * n + c] / s).round() as i8 } else { 0 };
+            }
+        }
+    }
+    (values, scales)
 }
 
 thread_local! {
@@ -77,6 +104,11 @@ impl Case {
             xq: (Vec::new(), Vec::new()),
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             q7: (q8::relaxed::pack(&b, k, n), Vec::new(), Vec::new()),
+            #[cfg(target_arch = "wasm32")]
+            committed_q8: {
+                let (values, scales) = file_q8(&b, k, n);
+                (simd128_q8::Packed::new(values, &scales, k, n, None), Default::default())
+            },
             a,
             b,
             out: vec![0.0; m * n],
@@ -145,6 +177,14 @@ impl Case {
         q8::relaxed::gemm(q, s, self.m, w, &mut self.out);
     }
 
+    /// webclip's 8-bit kernel (src/kernels/simd128_q8.rs): quantize, then multiply.
+    #[cfg(target_arch = "wasm32")]
+    pub fn committed_q8(&mut self) {
+        let (w, q) = &mut self.committed_q8;
+        simd128_q8::quantize(&self.a, self.m, self.k, q);
+        simd128_q8::gemm(q, self.m, w, &mut self.out);
+    }
+
     pub fn out(&self) -> &[f32] {
         &self.out
     }
@@ -164,6 +204,8 @@ pub fn time(m: usize, k: usize, n: usize, engine: u32, runs: usize, iters: usize
         4 => c.int8(),
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         5 => c.int8_relaxed(),
+        #[cfg(target_arch = "wasm32")]
+        6 => c.committed_q8(),
         _ => c.rten(true),
     };
     step(&mut case);
@@ -193,6 +235,8 @@ pub fn max_diff(m: usize, k: usize, n: usize, engine: u32) -> f32 {
         4 => case.int8(),
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         5 => case.int8_relaxed(),
+        #[cfg(target_arch = "wasm32")]
+        6 => case.committed_q8(),
         _ => case.rten(true),
     }
     g.iter().zip(case.out()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
