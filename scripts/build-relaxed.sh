@@ -21,7 +21,7 @@ if [ "${TRUNK_PROFILE:-release}" != release ]; then
   exit 0
 fi
 start=$(date +%s)
-cargo rustc --locked --lib --no-default-features --target wasm32-unknown-unknown --profile wasm-release \
+cargo rustc --locked --lib --no-default-features --features webgpu --target wasm32-unknown-unknown --profile wasm-release \
   -- --cfg webclip_relaxed_simd
 out=target/relaxed-bindgen
 rm -rf "$out"

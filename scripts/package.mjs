@@ -4,7 +4,8 @@
 //
 // The package keeps the site's layout, because the code finds its parts by relative URL:
 // www/api.js starts ./worker.js; www/worker.js imports ../webclip.js and fetches
-// ../webclip_relaxed_bg.wasm or ../webclip_bg.wasm. Which files go in is read from those
+// ../webclip_relaxed_bg.wasm or ../webclip_bg.wasm, or imports the threaded module's
+// ../threads/webclip.js. Which files go in is read from those
 // references (static imports, re-exports, import() and new URL("…", import.meta.url)),
 // starting at the three entry points, so the package carries what the engine needs and
 // nothing of the demo page.
@@ -114,6 +115,7 @@ const pkg = {
     "./worker": "./www/worker.js",
     "./webclip_bg.wasm": "./webclip_bg.wasm",
     "./webclip_relaxed_bg.wasm": "./webclip_relaxed_bg.wasm",
+    "./threads/*": "./threads/*",
     "./package.json": "./package.json",
   },
   types: "./www/api.d.ts",
@@ -189,6 +191,22 @@ are, with that layout. If a bundler moves or renames them, copy the package (\`w
 A worker must come from the page's origin, so when the files are on another origin (a CDN),
 api.js starts a same-origin \`blob:\` module worker that imports worker.js by its absolute
 URL. The other origin must send CORS headers (public CDNs do).
+
+## Every core on the CPU
+
+Without WebGPU the engine computes on the CPU: on one thread, unless the page is cross-origin
+isolated, when it loads the threaded module (\`threads/\`) and spreads the work over every
+core (at most 8; \`loadModel({ threads })\` sets it). A page is isolated when its own
+response carries
+
+\`\`\`
+Cross-Origin-Opener-Policy: same-origin
+Cross-Origin-Embedder-Policy: require-corp     (or credentialless)
+\`\`\`
+
+With \`require-corp\` the files from other origins must be served with CORS or
+\`Cross-Origin-Resource-Policy: cross-origin\`. \`model.info.threads\` says how many threads
+run, \`model.info.threadsNote\` why only one.
 
 ## Content-Security-Policy
 

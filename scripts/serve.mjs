@@ -2,7 +2,11 @@
 // works with no internet at all. No dependencies: Node's http module.
 //
 //   node scripts/serve.mjs [--port 8080] [--host 127.0.0.1] [--root dist] [--model NAME=DIR]...
-//                          [--mount /PREFIX/=DIR]...
+//                          [--mount /PREFIX/=DIR]... [--isolate]
+//
+// --isolate: send the headers that make the page cross-origin isolated (COOP same-origin,
+// COEP require-corp, and CORP cross-origin so other origins may still embed what it serves),
+// as a host that can set headers would: the threaded engine runs from the first load.
 //
 // A model directory (Hugging Face layout) is served at /models/NAME/; open the page with
 // ?model=/models/NAME/ to use it. Every request is logged on stdout (the tests read it).
@@ -19,6 +23,7 @@ const opt = (name, fallback) => {
 const port = Number(opt("port", 8080));
 const host = opt("host", "127.0.0.1");
 const root = resolve(opt("root", "dist"));
+const isolate = args.includes("--isolate");
 const mounts = []; // [url prefix ending in "/", directory]
 args.forEach((a, i) => {
   if (a !== "--model" && a !== "--mount") return;
@@ -66,6 +71,11 @@ const server = createServer((req, res) => {
   const url = new URL(req.url, "http://localhost");
   console.log(`${req.method} ${url.pathname}${url.search}`);
   res.setHeader("Access-Control-Allow-Origin", "*");
+  if (isolate) {
+    res.setHeader("Cross-Origin-Opener-Policy", "same-origin");
+    res.setHeader("Cross-Origin-Embedder-Policy", "require-corp");
+    res.setHeader("Cross-Origin-Resource-Policy", "cross-origin");
+  }
   const found = req.method === "GET" || req.method === "HEAD" ? locate(url.pathname) : null;
   if (!found) {
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");

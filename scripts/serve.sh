@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 scripts/setup-web.sh
 trunk build --release
-args=(--port "${PORT:-8080}")
+# Cross-origin isolated from the first load, so the CPU engine takes every core (the page's
+# service worker does the same from the second load on hosts that cannot set headers).
+args=(--port "${PORT:-8080}" --isolate)
 url="http://127.0.0.1:${PORT:-8080}/"
 if [ $# -ge 1 ]; then
   [ -f "$1/config.json" ] && { [ -f "$1/model.safetensors" ] || [ -f "$1/pytorch_model.bin" ]; } ||

@@ -2,9 +2,9 @@
 # Set up a fresh Debian machine (Rust toolchain present) and run every test:
 #   1. native tests: parity with transformers on the CPU backend and on wgpu over Vulkan
 #      (Mesa's lavapipe), preprocessing, tokenizer, CLI, bad input;
-#   2. the browser app built with trunk (two wasm modules: SIMD128, and relaxed SIMD) and packed
+#   2. the browser app built with trunk (three wasm modules: SIMD128, relaxed SIMD, and threaded) and packed
 #      for npm, tested end to end in Debian's Chromium, against the page's own server and a
-#      local HTTPS double of the Hugging Face hub; the wasm CPU kernel alone in both builds.
+#      local HTTPS double of the Hugging Face hub; the wasm CPU kernels alone in all three builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
@@ -29,14 +29,14 @@ scripts/setup-web.sh
 step "native tests (CPU and wgpu on Vulkan)"
 cargo test --locked
 
-step "browser build (trunk, release: the baseline module, then the relaxed-SIMD one) and the npm package"
+step "browser build (trunk, release: the baseline module, then the relaxed-SIMD one and the threaded one) and the npm package"
 trunk build --release
 node scripts/package.mjs
 
-step "the wasm kernel alone, built as both modules are (tests/e2e/kernel.test.mjs checks it)"
+step "the wasm kernels alone, built as the three modules are (tests/e2e/kernel.test.mjs checks them)"
 tests/simd128/build.sh
 
-step "browser tests (Chromium: WebGPU, CPU fallback on both modules, camera, cache, privacy, errors, embedding; the hub double, cut connections, offline, other origins, CSP, the npm package, backend choice; the wasm kernel; Firefox ESR)"
+step "browser tests (Chromium: WebGPU, CPU fallback on every module (threads in a cross-origin-isolated page), camera, cache, privacy, errors, embedding; the hub double, cut connections, offline, other origins, CSP, the npm package, backend choice; the wasm kernel; Firefox ESR)"
 # A hung test fails after 10 minutes instead of holding the run.
 node --test --test-timeout=600000 --test-reporter=spec tests/e2e/
 

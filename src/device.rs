@@ -28,6 +28,7 @@ impl std::str::FromStr for BackendKind {
 /// ViT-B/32 image is about 740 kernels, so 25 submits at 32 and 6 at 128. Fewer, larger
 /// submits cost less in WebGPU's per-submit validation, while the GPU still starts well before
 /// the whole pass is recorded.
+#[cfg(feature = "webgpu")]
 const TASKS_PER_SUBMIT: usize = 128;
 
 /// The float type the model computes in.
@@ -99,7 +100,7 @@ impl ComputeDevice {
     }
 
     /// Acquire the default wgpu adapter (native only; the browser must use [`Self::wgpu_async`]).
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(all(not(target_family = "wasm"), feature = "webgpu"))]
     pub fn wgpu() -> Result<Self, Error> {
         let (device, setup) = Device::wgpu_options()
             .tasks_max(TASKS_PER_SUBMIT)
@@ -109,6 +110,7 @@ impl ComputeDevice {
     }
 
     /// Acquire the default wgpu adapter asynchronously (the only way in a browser).
+    #[cfg(feature = "webgpu")]
     pub async fn wgpu_async() -> Result<Self, Error> {
         let (device, setup) = Device::wgpu_options()
             .tasks_max(TASKS_PER_SUBMIT)
@@ -118,6 +120,7 @@ impl ComputeDevice {
         Ok(Self::from_setup(device, &setup))
     }
 
+    #[cfg(feature = "webgpu")]
     fn from_setup(device: Device, setup: &burn::tensor::wgpu::WgpuSetup) -> Self {
         let info = setup.adapter.get_info();
         let limits = setup.device.limits();
@@ -155,7 +158,12 @@ impl ComputeDevice {
     pub fn new(kind: BackendKind) -> Result<Self, Error> {
         match kind {
             BackendKind::Cpu => Ok(Self::cpu()),
+            #[cfg(feature = "webgpu")]
             BackendKind::Wgpu => Self::wgpu(),
+            #[cfg(not(feature = "webgpu"))]
+            BackendKind::Wgpu => {
+                Err(Error::Device("this build has no GPU backend (built without the webgpu feature)".into()))
+            }
         }
     }
 

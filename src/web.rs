@@ -21,6 +21,10 @@ use crate::pytorch::{PytorchCheckpoint, WeightsFormat};
 use crate::zeroshot::{Clip, ClipStream, LabelSet, ModelFiles};
 use crate::{BackendKind, Error};
 
+/// Starts the threaded module's pool of `n` Web Workers (JS: `await initThreadPool(n)`).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 fn js_error(e: Error) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
@@ -156,8 +160,8 @@ impl WebClip {
     pub async fn create(backend: String, f16: Option<bool>) -> Result<WebClip, JsValue> {
         let (device, fallback_reason) = match backend.as_str() {
             "cpu" => (ComputeDevice::cpu(), None),
-            "webgpu" | "wgpu" => (ComputeDevice::wgpu_async().await.map_err(js_error)?, None),
-            "auto" | "" => match ComputeDevice::wgpu_async().await {
+            "webgpu" | "wgpu" => (gpu().await.map_err(js_error)?, None),
+            "auto" | "" => match gpu().await {
                 Ok(d) => (d, None),
                 Err(e) => (ComputeDevice::cpu(), Some(e.to_string())),
             },
@@ -419,6 +423,25 @@ impl WebClip {
             Ok(rows.iter().map(|r| Float32Array::from(r.as_slice())).collect::<Array>().into())
         }))
     }
+}
+
+/// The GPU, where this module has the backend for it: the threaded module computes on the
+/// CPU only (see the `webgpu` feature in Cargo.toml).
+async fn gpu() -> Result<ComputeDevice, Error> {
+    #[cfg(feature = "webgpu")]
+    return ComputeDevice::wgpu_async().await;
+    #[cfg(not(feature = "webgpu"))]
+    Err(Error::Device("this module (the threaded CPU build) has no WebGPU backend".into()))
+}
+
+/// How many threads this module's products and burn's CPU ops are spread over: the size of
+/// the pool `initThreadPool` started, 1 in the single-threaded modules.
+#[wasm_bindgen(js_name = threadCount)]
+pub fn thread_count() -> usize {
+    #[cfg(feature = "threads")]
+    return rayon::current_num_threads();
+    #[cfg(not(feature = "threads"))]
+    1
 }
 
 fn prepare_encoded(clip: &Clip, bytes: &[u8], upright: bool) -> Result<Pixels, JsValue> {

@@ -108,18 +108,23 @@ export interface LoadOptions {
    * precision on a WebGPU adapter with shader-f16 (half the GPU memory and bandwidth; what it
    * costs is in the README). Elsewhere the model runs in f32 and `precisionNote` says why. */
   precision?: "f32" | "f16";
-  /** Which build of the engine's module runs. By default the best this browser runs:
-   * "relaxed" (relaxed SIMD's fused multiply-add in the CPU's matrix products) where its
-   * WebAssembly validates relaxed SIMD, else "baseline" (SIMD128). Asking for "relaxed" where
-   * it is missing is an error. */
+  /** Which build of the engine's module runs. By default the best this browser runs: on the
+   * CPU in a cross-origin-isolated page (and with relaxed SIMD), "threads" (the products and
+   * the rest spread over a pool of Web Workers); else "relaxed" (relaxed SIMD's fused
+   * multiply-add in the CPU's matrix products) where its WebAssembly validates relaxed SIMD;
+   * else "baseline" (SIMD128). Asking for one that cannot run here is an error that says why. */
   wasmBuild?: WasmBuild;
+  /** The threaded build's pool: by default the machine's cores, at most 8. 1 keeps the engine
+   * on one thread (the "relaxed" or "baseline" build). */
+  threads?: number;
   onProgress?: ((progress: LoadProgress) => void) | null;
   /** The engine's worker script, if it is not www/worker.js beside api.js (e.g. when a bundler
-   * moved api.js). It must keep ../webclip.js, ../webclip_bg.wasm and ../webclip_relaxed_bg.wasm beside it. */
+   * moved api.js). It must keep ../webclip.js, ../webclip_bg.wasm, ../webclip_relaxed_bg.wasm
+   * and ../threads/ beside it. */
   workerUrl?: string | URL;
 }
 
-export type WasmBuild = "relaxed" | "baseline";
+export type WasmBuild = "threads" | "relaxed" | "baseline";
 
 /** What loaded, on what, and how long it took. */
 export interface ModelInfo {
@@ -139,6 +144,11 @@ export interface ModelInfo {
   precisionNote: string | null;
   /** The build of the module that loaded (see {@link LoadOptions.wasmBuild}). */
   wasmBuild: WasmBuild;
+  /** The threads the engine computes on: the pool's size with "threads", else 1. */
+  threads: number;
+  /** On the CPU, why the engine runs on one thread when it could use more (the page is not
+   * cross-origin isolated, say); null otherwise. */
+  threadsNote: string | null;
   /** Length of the embeddings. */
   projectionDim: number;
   /** Side of the square the image is resized and cropped to. */

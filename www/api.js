@@ -21,18 +21,22 @@ export const DEFAULT_TEMPLATE = "a photo of a {}.";
 /// download). `precision`: "f32" (transformers' own numbers) or "f16" (half the GPU memory and
 /// bandwidth, where the WebGPU adapter has shader-f16; elsewhere f32, said in `precisionNote`).
 /// `wasmBuild`: which build of the engine's module runs, by default the one this browser runs
-/// best: "relaxed" (fused multiply-add in the CPU's matrix products, where WebAssembly has
-/// relaxed SIMD) else "baseline" (SIMD128); `info.wasmBuild` says which one loaded.
+/// best: on the CPU in a cross-origin-isolated page "threads" (every core), else "relaxed"
+/// (fused multiply-add in the CPU's matrix products, where WebAssembly has relaxed SIMD), else
+/// "baseline" (SIMD128); `info.wasmBuild` says which one loaded, `info.threads` on how many
+/// threads, `info.threadsNote` why one. `threads`: the threaded build's pool (default: the
+/// cores, at most 8; 1 keeps to one thread).
 /// `onProgress({file, why, loaded, total, rate, cached, stage, warning})` follows the download.
 /// A failed load rejects with an Error whose `retryable` says whether trying again may help.
-export async function loadModel({ model = DEFAULT_MODEL, files = null, backend = "auto", dtype = "auto", precision = "f32", wasmBuild, onProgress = null, workerUrl } = {}) {
+export async function loadModel({ model = DEFAULT_MODEL, files = null, backend = "auto", dtype = "auto", precision = "f32", wasmBuild, threads, onProgress = null, workerUrl } = {}) {
   if (!["auto", "q8"].includes(dtype)) throw new Error(`unknown dtype ${JSON.stringify(dtype)}: use "auto" or "q8"`);
   if (!["f32", "f16"].includes(precision)) throw new Error(`unknown precision ${JSON.stringify(precision)}: use "f32" or "f16"`);
-  if (wasmBuild !== undefined && !["relaxed", "baseline"].includes(wasmBuild)) throw new Error(`unknown wasmBuild ${JSON.stringify(wasmBuild)}: use "relaxed" or "baseline"`);
+  if (wasmBuild !== undefined && !["threads", "relaxed", "baseline"].includes(wasmBuild)) throw new Error(`unknown wasmBuild ${JSON.stringify(wasmBuild)}: use "threads", "relaxed" or "baseline"`);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new Error(`threads must be a whole number, 1 or more (not ${JSON.stringify(threads)})`);
   const source = files ? { kind: "files", files: normaliseFiles(files), dtype } : { kind: "url", ...resolveModel(model), dtype };
   const engine = new Engine(workerUrl || new URL("./worker.js", import.meta.url));
   try {
-    const device = await engine.call("init", { backend, precision, wasmBuild });
+    const device = await engine.call("init", { backend, precision, wasmBuild, threads });
     const info = await engine.call("load", { source }, onProgress);
     return new ClipModel(engine, { ...device, ...info, source: files ? "local files" : source.base, model: files ? null : model, repo: source.repo ?? null, revision: source.revision ?? null });
   } catch (e) {
@@ -57,7 +61,7 @@ export class ClipModel {
   constructor(engine, info) {
     this.engine = engine;
     /// backend ("webgpu" | "cpu"), adapter, reason (why that backend, in words),
-    /// fallbackReason, wasmBuild ("relaxed" | "baseline"), projectionDim, imageSize, parameters, loadMs, warmMs, weightBytes,
+    /// fallbackReason, wasmBuild ("threads" | "relaxed" | "baseline"), threads, threadsNote, projectionDim, imageSize, parameters, loadMs, warmMs, weightBytes,
     /// weightsFile, source, repo, revision, commit, stored (kept for offline use)
     this.info = info;
     this.labelKey = null;

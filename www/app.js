@@ -54,8 +54,10 @@ async function load(source, notice = null) {
     backend: $("backend-select").value,
     dtype: params.get("dtype") || "auto",
     precision: params.get("precision") || "f32",
-    // ?wasm=baseline|relaxed: which build of the engine's module (default: the best this browser runs).
+    // ?wasm=threads|relaxed|baseline: which build of the engine's module (default: the best this
+    // browser runs); ?threads=N: the threaded build's pool (default: every core, at most 8).
     wasmBuild: params.get("wasm") || undefined,
+    threads: params.get("threads") ? Number(params.get("threads")) : undefined,
     onProgress: (p) => progressRow(rows, p),
   });
   try {
@@ -63,16 +65,18 @@ async function load(source, notice = null) {
     state.model = model;
     model.onfatal = (message) => engineDied(message, source);
     const i = model.info;
-    const where = i.backend === "webgpu" ? `WebGPU${i.adapter ? ` · ${i.adapter}` : ""}` : `CPU (WebAssembly${i.wasmBuild === "relaxed" ? ", relaxed SIMD" : " SIMD"})`;
+    const simd = i.wasmBuild === "baseline" ? " SIMD" : ", relaxed SIMD";
+    const where = i.backend === "webgpu" ? `WebGPU${i.adapter ? ` · ${i.adapter}` : ""}` : `CPU (WebAssembly${simd}, ${i.threads === 1 ? "1 thread" : `${i.threads} threads`})`;
     setStatus("ready", where);
     $("model-info").textContent =
       `${(i.parameters / 1e6).toFixed(1)} M parameters · ViT ${i.visionLayers}×${i.visionWidth}, patch ${i.patchSize}, ${i.imageSize} px · ` +
       `${i.weightsFile}${i.commit ? ` at commit ${i.commit.slice(0, 8)}` : ""} · loaded in ${(i.loadMs / 1000).toFixed(1)} s, ${i.backend === "webgpu" ? "shaders warmed" : "warmed up"} in ${(i.warmMs / 1000).toFixed(1)} s.`;
-    $("backend-info").textContent = `${i.backend === "webgpu" ? "Running on WebGPU" : "Running on the CPU"}: ${i.reason}.${i.precision === "f16" ? " Computing in f16." : ""}${i.precisionNote ? ` Not in f16: ${i.precisionNote}.` : ""}`;
+    $("backend-info").textContent = `${i.backend === "webgpu" ? "Running on WebGPU" : "Running on the CPU"}: ${i.reason}.${i.precision === "f16" ? " Computing in f16." : ""}${i.precisionNote ? ` Not in f16: ${i.precisionNote}.` : ""}${threadsAdvice(i)}`;
     $("backend-info").dataset.backend = i.backend;
     $("backend-info").dataset.software = String(!!i.software);
     document.body.dataset.backend = i.backend;
     document.body.dataset.wasmBuild = i.wasmBuild;
+    document.body.dataset.threads = String(i.threads);
     document.body.dataset.ready = "true";
     if (notice) showError("model-error", notice);
     else if (!i.stored && source.model) showError("model-error", "This browser keeps no offline copy here (storage is unavailable or full): the model runs from memory and will be downloaded again on the next visit.");
@@ -90,6 +94,16 @@ async function load(source, notice = null) {
     $("load-button").disabled = false;
     showCache(await cacheInfo().catch(() => null));
   }
+}
+
+/// On the CPU on one thread where more would help, what to do about it. The page's service
+/// worker makes its own responses cross-origin isolated (www/sw.js), from the load after the
+/// one that installed it: then a reload is all it takes.
+function threadsAdvice(i) {
+  if (i.backend !== "cpu" || i.threads > 1 || !i.threadsNote) return "";
+  const isolation = !self.crossOriginIsolated && "serviceWorker" in navigator && !params.has("no-sw") && !navigator.serviceWorker.controller;
+  if (isolation) return " Reload the page to compute on every core: from the second visit on, this page is cross-origin isolated, which sharing memory between threads needs.";
+  return ` One thread: ${i.threadsNote}.`;
 }
 
 const restarts = [];

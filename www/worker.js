@@ -29,11 +29,19 @@ const weightFiles = (dtype, local = false) => (dtype === "q8" ? [Q8_WEIGHTS] : l
 
 let clip = null;
 
-// The engine's two builds of one module (scripts/build-relaxed.sh); both load through ../webclip.js.
+// The engine's two single-threaded builds of one module (scripts/build-relaxed.sh); both load
+// through ../webclip.js. The third, threaded, has its own glue (scripts/build-threads.sh).
 const WASM_BUILDS = {
   relaxed: new URL("../webclip_relaxed_bg.wasm", import.meta.url),
   baseline: new URL("../webclip_bg.wasm", import.meta.url),
 };
+const THREADS_JS = new URL("../threads/webclip.js", import.meta.url);
+const THREADS_WASM = new URL("../threads/webclip_bg.wasm", import.meta.url);
+// Starting the threads (a Web Worker each, compiling the module) takes well under a second; a
+// pool that has not started in this long will not, and the engine goes on with one thread.
+const POOL_TIMEOUT_MS = 30_000;
+// onnxruntime-web takes min(4, cores / 2); every core is faster here (docs/cpu.md), up to 8.
+const MAX_THREADS = 8;
 
 // A Rust panic aborts the module; the hook in src/web.rs calls this first.
 self.webclipPanic = (message) => self.postMessage({ type: "fatal", message });
@@ -65,30 +73,55 @@ if (self.navigator?.gpu) {
 }
 
 const handlers = {
-  async init({ backend, precision, wasmBuild }) {
-    // The module built with relaxed SIMD (fused multiply-add in the CPU's matrix products)
-    // where the browser validates it, else the baseline SIMD128 one; the baseline also when
-    // the relaxed file is absent (a debug build has none) or fails to load.
-    if (wasmBuild !== undefined && !Object.hasOwn(WASM_BUILDS, wasmBuild)) throw new Error(`unknown wasmBuild ${JSON.stringify(wasmBuild)}: use "relaxed" or "baseline"`);
-    let build = wasmBuild ?? (relaxedSimd() ? "relaxed" : "baseline");
-    if (build === "relaxed" && !relaxedSimd()) throw new Error("this browser's WebAssembly has no relaxed SIMD: the relaxed build cannot run here");
-    let wasm = WASM_BUILDS[build];
-    try {
-      try {
-        await init({ module_or_path: wasm });
-      } catch (e) {
-        if (build !== "relaxed" || wasmBuild === "relaxed") throw e;
-        build = "baseline";
-        wasm = WASM_BUILDS.baseline;
-        await init({ module_or_path: wasm });
-      }
-    } catch (e) {
-      throw new Error(`The webclip engine (${wasm.href}) could not be loaded: ${errorMessage(e)}. If webclip is served from another site, it must send CORS headers, and the page's Content-Security-Policy must allow it (connect-src, and 'wasm-unsafe-eval' in script-src).`);
-    }
+  async init({ backend, precision, wasmBuild, threads }) {
+    // On the CPU in a cross-origin-isolated page (shared memory needs it), the threaded module;
+    // else the one built with relaxed SIMD (fused multiply-add in the CPU's matrix products)
+    // where the browser validates it, else the baseline SIMD128 one. Each falls back to the
+    // next when its file is absent (a debug build has neither of the first two) or fails to
+    // start, unless it was asked for by name.
+    if (wasmBuild !== undefined && wasmBuild !== "threads" && !Object.hasOwn(WASM_BUILDS, wasmBuild)) throw new Error(`unknown wasmBuild ${JSON.stringify(wasmBuild)}: use "threads", "relaxed" or "baseline"`);
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new Error(`threads must be a whole number, 1 or more (not ${JSON.stringify(threads)})`);
+    if (wasmBuild === "relaxed" && !relaxedSimd()) throw new Error("this browser's WebAssembly has no relaxed SIMD: the relaxed build cannot run here");
     const choice = await chooseBackend(backend || "auto");
-    clip = await WebClip.create(choice.backend, precision === "f16");
+    const poolSize = threads ?? Math.min(MAX_THREADS, self.navigator?.hardwareConcurrency || 1);
+    let build = wasmBuild ?? (relaxedSimd() ? "relaxed" : "baseline");
+    let threadsNote = null;
+    if (wasmBuild === "threads" || (wasmBuild === undefined && poolSize > 1)) {
+      const why = whyNoThreads(choice.backend);
+      if (why && wasmBuild === "threads") throw new Error(`the threaded build cannot run here: ${why}`);
+      threadsNote = why;
+      if (!why) build = "threads";
+    }
+    let Engine = WebClip;
+    if (build === "threads") {
+      try {
+        Engine = await startThreads(poolSize);
+      } catch (e) {
+        if (wasmBuild === "threads") throw e;
+        threadsNote = errorMessage(e);
+        build = relaxedSimd() ? "relaxed" : "baseline";
+      }
+    }
+    if (build !== "threads") {
+      let wasm = WASM_BUILDS[build];
+      try {
+        try {
+          await init({ module_or_path: wasm });
+        } catch (e) {
+          if (build !== "relaxed" || wasmBuild === "relaxed") throw e;
+          build = "baseline";
+          wasm = WASM_BUILDS.baseline;
+          await init({ module_or_path: wasm });
+        }
+      } catch (e) {
+        throw new Error(`The webclip engine (${wasm.href}) could not be loaded: ${errorMessage(e)}. If webclip is served from another site, it must send CORS headers, and the page's Content-Security-Policy must allow it (connect-src, and 'wasm-unsafe-eval' in script-src).`);
+      }
+    }
+    // The threaded module has no GPU backend: it is only chosen for the CPU.
+    clip = await Engine.create(build === "threads" ? "cpu" : choice.backend, precision === "f16");
     const adapter = clip.backend === "webgpu" ? choice.adapter || clip.adapter : "CPU";
-    return { backend: clip.backend, adapter, reason: choice.reason, software: choice.software, fallbackReason: choice.backend === "cpu" && backend !== "cpu" ? choice.reason : null, precision: clip.precision, precisionNote: clip.precisionNote ?? null, wasmBuild: build };
+    const threadCount = build === "threads" ? threadsOf() : 1;
+    return { backend: clip.backend, adapter, reason: choice.reason, software: choice.software, fallbackReason: choice.backend === "cpu" && backend !== "cpu" ? choice.reason : null, precision: clip.precision, precisionNote: clip.precisionNote ?? null, wasmBuild: build, threads: threadCount, threadsNote: clip.backend === "cpu" ? threadsNote : null };
   },
 
   async load({ source }, id) {
@@ -154,6 +187,44 @@ self.onmessage = async ({ data }) => {
   }
 };
 self.postMessage({ type: "ready" });
+
+/// Why the threaded module cannot run here (null if it can), in words that say what would
+/// let it.
+function whyNoThreads(backend) {
+  if (backend !== "cpu") return "it computes on the CPU only, and this engine runs on WebGPU";
+  if (!self.crossOriginIsolated) return "this page is not cross-origin isolated, so its threads cannot share memory (it needs the response headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp or credentialless)";
+  if (typeof SharedArrayBuffer === "undefined") return "this browser has no SharedArrayBuffer";
+  if (!relaxedSimd()) return "it is built with relaxed SIMD, which this browser's WebAssembly lacks";
+  return null;
+}
+
+let threadsOf = () => 1;
+
+/// The threaded module, loaded and its pool of `size` threads started; its WebClip class.
+async function startThreads(size) {
+  const start = async () => {
+    let glue;
+    try {
+      glue = await import(THREADS_JS.href);
+      await glue.default({ module_or_path: THREADS_WASM });
+    } catch (e) {
+      throw new Error(`the threaded build (${THREADS_JS.href}) could not be loaded (${errorMessage(e)})`);
+    }
+    await glue.initThreadPool(size);
+    return glue;
+  };
+  let timer;
+  const timeout = new Promise((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`the threaded build's ${size} threads did not start within ${POOL_TIMEOUT_MS / 1000} s`)), POOL_TIMEOUT_MS);
+  });
+  try {
+    const glue = await Promise.race([start(), timeout]);
+    threadsOf = () => glue.threadCount();
+    return glue.WebClip;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /// Which backend to run on, and why, in plain words. "auto" takes WebGPU only on a hardware
 /// adapter: a software one (SwiftShader, llvmpipe / lavapipe, WARP) runs shaders on the CPU,

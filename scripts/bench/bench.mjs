@@ -10,8 +10,10 @@
 //
 // MODEL_DIR is a Hugging Face CLIP directory (e.g. the random-weight ViT-B/32 that
 // scripts/parity_real_shapes.py writes). The CPU rows compare webclip's CPU backend (burn
-// flex, wasm SIMD128, one thread) with onnxruntime-web's wasm backend (SIMD, `--threads`
-// threads: 1 by default, as webclip has one). `--webgpu` adds both engines on WebGPU, which
+// flex, wasm SIMD128) with onnxruntime-web's wasm backend (SIMD), each on `--threads` threads
+// (1 by default). The page is served cross-origin isolated, so both engines may start threads;
+// with `--threads` above 1 webclip runs its threaded module, and once more on one thread (the
+// relaxed module) for its own speedup. `--webgpu` adds both engines on WebGPU, which
 // in headless Chromium without a GPU is SwiftShader, a CPU emulation whose times say nothing
 // about GPUs, but whose WebGPU work counts do: for every engine on WebGPU the page and the
 // worker count dispatches, submits, pipelines, buffers and bytes written and read back
@@ -58,6 +60,7 @@ const server = spawn(process.execPath, [
   "--mount", `/tjs/=${join(NM, "@huggingface/transformers/dist")}`,
   "--mount", `/ort/=${join(NM, "onnxruntime-web/dist")}`,
   "--mount", `/ortc/=${join(NM, "onnxruntime-common/dist/esm")}`,
+  "--isolate",
 ], { stdio: ["ignore", "pipe", "inherit"] });
 await new Promise((ok) => server.stdout.on("data", (d) => String(d).includes("serving") && ok()));
 
@@ -69,9 +72,13 @@ try {
   if (args.includes("--perf")) flags.push("--js-flags=--perf-basic-prof");
   const plan = [];
   if (!args.includes("--no-cpu")) {
-    plan.push(["runWebclip", { backend: "cpu" }], ["runTransformersJs", { device: "wasm", threads: THREADS }]);
-    if (args.includes("--baseline")) plan.push(["runWebclip", { backend: "cpu", wasmBuild: "baseline" }]);
-    if (args.includes("--q8")) plan.push(["runWebclip", { backend: "cpu", dtype: "q8" }], ["runTransformersJs", { device: "wasm", threads: THREADS, dtype: "q8" }]);
+    plan.push(["runWebclip", { backend: "cpu", threads: THREADS }], ["runTransformersJs", { device: "wasm", threads: THREADS }]);
+    if (THREADS > 1) plan.push(["runWebclip", { backend: "cpu", threads: 1 }]);
+    if (args.includes("--baseline")) plan.push(["runWebclip", { backend: "cpu", wasmBuild: "baseline", threads: 1 }]);
+    if (args.includes("--q8")) {
+      plan.push(["runWebclip", { backend: "cpu", dtype: "q8", threads: THREADS }], ["runTransformersJs", { device: "wasm", threads: THREADS, dtype: "q8" }]);
+      if (THREADS > 1) plan.push(["runWebclip", { backend: "cpu", dtype: "q8", threads: 1 }]);
+    }
   }
   if (args.includes("--webgpu")) {
     plan.push(

@@ -18,186 +18,40 @@
 //! Every kernel is tested against [`reference`] on the same device at awkward shapes
 //! (`tests/kernels.rs`), and the whole model against transformers (`tests/parity.rs`).
 
+#[cfg(feature = "webgpu")]
 pub mod attention;
 pub mod cpu;
+mod epilogue;
+#[cfg(feature = "webgpu")]
+mod extension;
+#[cfg(feature = "webgpu")]
 pub mod layer_norm;
+#[cfg(feature = "webgpu")]
 pub mod linear;
+#[cfg(target_family = "wasm")]
+mod parallel;
 #[cfg(target_family = "wasm")]
 pub mod simd128;
 #[cfg(target_family = "wasm")]
 pub mod simd128_q8;
 
-use burn::backend::tensor::{FloatTensor, IntTensor, QuantizedTensor};
-use burn::backend::{Backend, Dispatch, backend_extension};
+#[cfg(feature = "webgpu")]
+use burn::backend::Dispatch;
 use burn::nn::LayerNorm;
-use burn::tensor::{Bool, DType, Device, Int, Shape, Tensor, TensorData};
-use burn_cubecl::CubeBackend;
+#[cfg(feature = "webgpu")]
+use burn::tensor::DType;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::model::linear::Linear;
 
-pub use linear::{Activation, Epilogue};
+pub use epilogue::{Activation, Epilogue};
+#[cfg(feature = "webgpu")]
+pub use extension::ClipKernels;
 
-/// Operations a backend runs as one kernel each (implemented for cubecl's backend; with
-/// fusion, recorded as custom operations and run by it when the stream executes).
-#[backend_extension(Cube: cfg(all()), Fusion: cfg(all()))]
-pub trait ClipKernels: Backend {
-    /// `act(x · w + bias)`, `x` `[M, K]`, `w` `[K, N]`; `epilogue` is an [`Epilogue::code`]
-    /// without a residual.
-    #[fusion(dtype = x, shape = linear_shape(x, weight))]
-    fn clip_linear(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        epilogue: u32,
-    ) -> FloatTensor<Self>;
-
-    /// `x · w + bias + residual`.
-    #[fusion(dtype = x, shape = linear_shape(x, weight))]
-    fn clip_linear_residual(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        residual: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-
-    /// [`Self::clip_linear`] with 8-bit weights: `weight` `[N, K]` (a torch Linear's layout),
-    /// burn's `Q8S` in blocks of 32 along K.
-    #[fusion(dtype = x, shape = linear_q8_shape(x, weight))]
-    fn clip_linear_q8(
-        x: FloatTensor<Self>,
-        weight: QuantizedTensor<Self>,
-        bias: FloatTensor<Self>,
-        epilogue: u32,
-    ) -> FloatTensor<Self>;
-
-    /// [`Self::clip_linear_residual`] with 8-bit weights.
-    #[fusion(dtype = x, shape = linear_q8_shape(x, weight))]
-    fn clip_linear_q8_residual(
-        x: FloatTensor<Self>,
-        weight: QuantizedTensor<Self>,
-        bias: FloatTensor<Self>,
-        residual: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-
-    /// Attention over packed `qkv` `[rows, tokens, 3 · hidden]`, every token a query.
-    #[fusion(dtype = qkv, shape = attention_shape(qkv, None))]
-    fn clip_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self>;
-
-    /// The same with an additive mask `[rows, tokens, tokens]`.
-    #[fusion(dtype = qkv, shape = attention_shape(qkv, None))]
-    fn clip_attention_masked(qkv: FloatTensor<Self>, mask: FloatTensor<Self>, heads: usize) -> FloatTensor<Self>;
-
-    /// Queries only at `index` (flat positions in `[rows · tokens]`, the same count per row).
-    #[fusion(dtype = qkv, shape = attention_shape(qkv, Some(index)))]
-    fn clip_attention_readout(qkv: FloatTensor<Self>, index: IntTensor<Self>, heads: usize) -> FloatTensor<Self>;
-
-    /// Queries at `index`, with a mask `[rows, queries, tokens]`.
-    #[fusion(dtype = qkv, shape = attention_shape(qkv, Some(index)))]
-    fn clip_attention_readout_masked(
-        qkv: FloatTensor<Self>,
-        mask: FloatTensor<Self>,
-        index: IntTensor<Self>,
-        heads: usize,
-    ) -> FloatTensor<Self>;
-
-    /// LayerNorm of `x` `[rows, width]` along its rows.
-    #[fusion(dtype = x, shape = x)]
-    fn clip_layer_norm(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        eps: f64,
-    ) -> FloatTensor<Self>;
-}
-
-fn linear_shape(x: &Shape, weight: &Shape) -> Shape {
-    Shape::new([x[0], weight[1]])
-}
-
-fn linear_q8_shape(x: &Shape, weight: &Shape) -> Shape {
-    Shape::new([x[0], weight[0]])
-}
-
-fn attention_shape(qkv: &Shape, index: Option<&Shape>) -> Shape {
-    let queries = index.map_or(qkv[1], |index| index.num_elements() / qkv[0].max(1));
-    Shape::new([qkv[0], queries, qkv[2] / 3])
-}
-
-impl ClipKernels for CubeBackend {
-    fn clip_linear(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        epilogue: u32,
-    ) -> FloatTensor<Self> {
-        let residual = bias.clone();
-        linear::linear(x, weight, bias, residual, Epilogue { residual: false, ..Epilogue::from_code(epilogue) })
-    }
-
-    fn clip_linear_residual(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        residual: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let epilogue = Epilogue { bias: true, activation: Activation::None, residual: true };
-        linear::linear(x, weight, bias, residual, epilogue)
-    }
-
-    fn clip_linear_q8(
-        x: FloatTensor<Self>,
-        weight: QuantizedTensor<Self>,
-        bias: FloatTensor<Self>,
-        epilogue: u32,
-    ) -> FloatTensor<Self> {
-        let residual = bias.clone();
-        linear::linear_q8(x, weight, bias, residual, Epilogue { residual: false, ..Epilogue::from_code(epilogue) })
-    }
-
-    fn clip_linear_q8_residual(
-        x: FloatTensor<Self>,
-        weight: QuantizedTensor<Self>,
-        bias: FloatTensor<Self>,
-        residual: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let epilogue = Epilogue { bias: true, activation: Activation::None, residual: true };
-        linear::linear_q8(x, weight, bias, residual, epilogue)
-    }
-
-    fn clip_attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
-        attention::attention(qkv, None, None, heads)
-    }
-
-    fn clip_attention_masked(qkv: FloatTensor<Self>, mask: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
-        attention::attention(qkv, Some(mask), None, heads)
-    }
-
-    fn clip_attention_readout(qkv: FloatTensor<Self>, index: IntTensor<Self>, heads: usize) -> FloatTensor<Self> {
-        attention::attention(qkv, None, Some(index), heads)
-    }
-
-    fn clip_attention_readout_masked(
-        qkv: FloatTensor<Self>,
-        mask: FloatTensor<Self>,
-        index: IntTensor<Self>,
-        heads: usize,
-    ) -> FloatTensor<Self> {
-        attention::attention(qkv, Some(mask), Some(index), heads)
-    }
-
-    fn clip_layer_norm(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        eps: f64,
-    ) -> FloatTensor<Self> {
-        layer_norm::layer_norm(x, gamma, beta, eps)
-    }
-}
-
-/// Whether tensors on `device` run webclip's kernels: every device but burn's CPU backends.
+/// Whether tensors on `device` run webclip's kernels: every device but burn's CPU backends
+/// (and none in a build without the `webgpu` feature, which has no other).
 pub fn on_gpu(device: &Device) -> bool {
-    *device != Device::flex()
+    cfg!(feature = "webgpu") && *device != Device::flex()
 }
 
 /// Which of webclip's kernels run: all of them, unless (natively, for measuring what each one
@@ -215,11 +69,13 @@ pub(crate) fn uses(kernel: &str) -> bool {
     true
 }
 
+#[cfg(feature = "webgpu")]
 fn float(t: Tensor<2>) -> burn::backend::DispatchTensor {
     t.into_dispatch()
 }
 
 /// A Linear's weight as the kernels read it.
+#[cfg(feature = "webgpu")]
 enum Weight {
     /// `[d_in, d_out]`, burn's Linear layout.
     Dense(Tensor<2>),
@@ -227,6 +83,7 @@ enum Weight {
     Q8(Tensor<2>),
 }
 
+#[cfg(feature = "webgpu")]
 fn weight(linear: &Linear) -> Weight {
     let w = linear.weight.val();
     match w.dtype() {
@@ -264,19 +121,20 @@ pub fn linear(x: Tensor<3>, linear: &Linear, activation: Activation) -> Tensor<3
     if let Some(packed) = &linear.packed {
         return cpu_linear(x, packed, activation, None);
     }
-    let [rows, tokens, d_in] = x.dims();
-    let (true, Some(b)) = (on_gpu(&x.device()) && uses("linear"), linear.bias.as_ref()) else {
-        return reference::linear(x, linear, activation);
-    };
-    let epilogue = Epilogue { bias: true, activation, residual: false }.code();
-    let (x, b) = (float(x.reshape([rows * tokens, d_in])), b.val().into_dispatch());
-    let out = match weight(linear) {
-        Weight::Dense(w) => Dispatch::clip_linear(x, float(w), b, epilogue),
-        Weight::Q8(w) => Dispatch::clip_linear_q8(x, float(w), b, epilogue),
-    };
-    let out = Tensor::<2>::from_dispatch(out);
-    let d_out = out.dims()[1];
-    out.reshape([rows, tokens, d_out])
+    #[cfg(feature = "webgpu")]
+    if let (true, Some(b)) = (on_gpu(&x.device()) && uses("linear"), linear.bias.as_ref()) {
+        let [rows, tokens, d_in] = x.dims();
+        let epilogue = Epilogue { bias: true, activation, residual: false }.code();
+        let (x, b) = (float(x.reshape([rows * tokens, d_in])), b.val().into_dispatch());
+        let out = match weight(linear) {
+            Weight::Dense(w) => Dispatch::clip_linear(x, float(w), b, epilogue),
+            Weight::Q8(w) => Dispatch::clip_linear_q8(x, float(w), b, epilogue),
+        };
+        let out = Tensor::<2>::from_dispatch(out);
+        let d_out = out.dims()[1];
+        return out.reshape([rows, tokens, d_out]);
+    }
+    reference::linear(x, linear, activation)
 }
 
 /// `x · W + b + residual`.
@@ -284,18 +142,19 @@ pub fn linear_residual(x: Tensor<3>, linear: &Linear, residual: Tensor<3>) -> Te
     if let Some(packed) = &linear.packed {
         return cpu_linear(x, packed, Activation::None, Some(residual));
     }
-    let [rows, tokens, d_in] = x.dims();
-    let (true, Some(b)) = (on_gpu(&x.device()) && uses("linear"), linear.bias.as_ref()) else {
-        return reference::linear(x, linear, Activation::None) + residual;
-    };
-    let d_out = residual.dims()[2];
-    let (x, b) = (float(x.reshape([rows * tokens, d_in])), b.val().into_dispatch());
-    let residual = residual.reshape([rows * tokens, d_out]).into_dispatch();
-    let out = match weight(linear) {
-        Weight::Dense(w) => Dispatch::clip_linear_residual(x, float(w), b, residual),
-        Weight::Q8(w) => Dispatch::clip_linear_q8_residual(x, float(w), b, residual),
-    };
-    Tensor::<2>::from_dispatch(out).reshape([rows, tokens, d_out])
+    #[cfg(feature = "webgpu")]
+    if let (true, Some(b)) = (on_gpu(&x.device()) && uses("linear"), linear.bias.as_ref()) {
+        let [rows, tokens, d_in] = x.dims();
+        let d_out = residual.dims()[2];
+        let (x, b) = (float(x.reshape([rows * tokens, d_in])), b.val().into_dispatch());
+        let residual = residual.reshape([rows * tokens, d_out]).into_dispatch();
+        let out = match weight(linear) {
+            Weight::Dense(w) => Dispatch::clip_linear_residual(x, float(w), b, residual),
+            Weight::Q8(w) => Dispatch::clip_linear_q8_residual(x, float(w), b, residual),
+        };
+        return Tensor::<2>::from_dispatch(out).reshape([rows, tokens, d_out]);
+    }
+    reference::linear(x, linear, Activation::None) + residual
 }
 
 /// Which keys each query may see, `[rows, 1, queries, keys]`, in the form the device's
@@ -332,44 +191,47 @@ pub fn attention(
     mask: Option<&AttentionMask>,
     index: Option<Tensor<1, Int>>,
 ) -> Tensor<3> {
-    let gpu = on_gpu(&qkv.device()) && uses("attention");
-    let mask = match mask {
-        Some(AttentionMask::Additive(mask)) if gpu => {
-            let [rows, _, queries, keys] = mask.dims();
-            Some(mask.clone().reshape([rows, queries, keys]))
-        }
-        None if gpu => None,
-        _ => return reference::attention(qkv, heads, mask, index),
-    };
-    let qkv = qkv.into_dispatch();
-    let out = match (mask, index) {
-        (None, None) => Dispatch::clip_attention(qkv, heads),
-        (Some(mask), None) => Dispatch::clip_attention_masked(qkv, mask.into_dispatch(), heads),
-        (None, Some(index)) => Dispatch::clip_attention_readout(qkv, index.into_dispatch(), heads),
-        (Some(mask), Some(index)) => {
-            Dispatch::clip_attention_readout_masked(qkv, mask.into_dispatch(), index.into_dispatch(), heads)
-        }
-    };
-    Tensor::from_dispatch(out)
+    #[cfg(feature = "webgpu")]
+    if on_gpu(&qkv.device()) && uses("attention") {
+        let mask = match mask {
+            Some(AttentionMask::Additive(mask)) => {
+                let [rows, _, queries, keys] = mask.dims();
+                Some(mask.clone().reshape([rows, queries, keys]))
+            }
+            None => None,
+            Some(AttentionMask::Hidden(_)) => return reference::attention(qkv, heads, mask, index),
+        };
+        let qkv = qkv.into_dispatch();
+        let out = match (mask, index) {
+            (None, None) => Dispatch::clip_attention(qkv, heads),
+            (Some(mask), None) => Dispatch::clip_attention_masked(qkv, mask.into_dispatch(), heads),
+            (None, Some(index)) => Dispatch::clip_attention_readout(qkv, index.into_dispatch(), heads),
+            (Some(mask), Some(index)) => {
+                Dispatch::clip_attention_readout_masked(qkv, mask.into_dispatch(), index.into_dispatch(), heads)
+            }
+        };
+        return Tensor::from_dispatch(out);
+    }
+    reference::attention(qkv, heads, mask, index)
 }
 
 /// LayerNorm along the last dimension of `x` `[rows, tokens, width]`.
 pub fn layer_norm<const D: usize>(x: Tensor<D>, norm: &LayerNorm, eps: f64) -> Tensor<D> {
-    match (on_gpu(&x.device()) && uses("layer_norm"), norm.beta.as_ref()) {
-        (true, Some(beta)) => {
-            let dims = x.dims();
-            let width = dims[D - 1];
-            let rows = x.shape().num_elements() / width.max(1);
-            let out = Dispatch::clip_layer_norm(
-                float(x.reshape([rows, width])),
-                norm.gamma.val().into_dispatch(),
-                beta.val().into_dispatch(),
-                eps,
-            );
-            Tensor::<2>::from_dispatch(out).reshape(dims)
-        }
-        _ => norm.forward(x),
+    #[cfg(feature = "webgpu")]
+    if let (true, Some(beta)) = (on_gpu(&x.device()) && uses("layer_norm"), norm.beta.as_ref()) {
+        let dims = x.dims();
+        let width = dims[D - 1];
+        let rows = x.shape().num_elements() / width.max(1);
+        let out = Dispatch::clip_layer_norm(
+            float(x.reshape([rows, width])),
+            norm.gamma.val().into_dispatch(),
+            beta.val().into_dispatch(),
+            eps,
+        );
+        return Tensor::<2>::from_dispatch(out).reshape(dims);
     }
+    let _ = eps;
+    norm.forward(x)
 }
 
 /// The same operations in burn's own ops: what runs on the CPU and for 8-bit weights, and what

@@ -124,23 +124,29 @@ pub fn gemm(x: &[f32], m: usize, k: usize, n: usize, packed: &[f32], bias: &[f32
     let panels = n.div_ceil(NR);
     assert!(x.len() == m * k && out.len() == m * n, "x [{m}, {k}], out [{m}, {n}]");
     assert!(packed.len() == panels * k * NR && bias.len() == panels * NR, "w packed for [{k}, {n}]");
-    for p in 0..panels {
-        let cols = (n - p * NR).min(NR);
-        let mut r = 0;
-        while r < m {
-            let rows = (m - r).min(MR);
-            // SAFETY: the asserts above bound every pointer the tile reads and writes.
-            unsafe {
-                let (xp, op) = (x.as_ptr().add(r * k), out.as_mut_ptr().add(r * n + p * NR));
-                let (wp, bp) = (packed.as_ptr().add(p * k * NR), bias.as_ptr().add(p * NR));
-                match rows {
-                    1 => tile::<1>(xp, wp, k, bp, op, n, cols),
-                    2 => tile::<2>(xp, wp, k, bp, op, n, cols),
-                    3 => tile::<3>(xp, wp, k, bp, op, n, cols),
-                    _ => tile::<MR>(xp, wp, k, bp, op, n, cols),
+    let out = super::parallel::Out(out.as_mut_ptr());
+    super::parallel::panels(panels, m * k * n, |range| {
+        // The whole `Out` (which is `Sync`), not its pointer field alone.
+        let out = out;
+        for p in range {
+            let cols = (n - p * NR).min(NR);
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(MR);
+                // SAFETY: the asserts above bound every pointer the tile reads and writes; each
+                // panel's columns are written by one thread alone.
+                unsafe {
+                    let (xp, op) = (x.as_ptr().add(r * k), out.0.add(r * n + p * NR));
+                    let (wp, bp) = (packed.as_ptr().add(p * k * NR), bias.as_ptr().add(p * NR));
+                    match rows {
+                        1 => tile::<1>(xp, wp, k, bp, op, n, cols),
+                        2 => tile::<2>(xp, wp, k, bp, op, n, cols),
+                        3 => tile::<3>(xp, wp, k, bp, op, n, cols),
+                        _ => tile::<MR>(xp, wp, k, bp, op, n, cols),
+                    }
                 }
+                r += rows;
             }
-            r += rows;
         }
-    }
+    });
 }

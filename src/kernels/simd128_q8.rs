@@ -213,36 +213,43 @@ pub fn gemm(x: &Quantized, m: usize, w: &Packed, out: &mut [f32]) {
     let blocks = k / BLOCK;
     let sizes = x.values.len() == m * k && x.scales.len() == m * blocks && x.zeros.len() == m * blocks;
     assert!(sizes && out.len() == m * n, "x [{m}, {k}], out [{m}, {n}]");
-    for p in 0..n.div_ceil(NR) {
-        let cols = (n - p * NR).min(NR);
-        let mut r = 0;
-        while r < m {
-            let rows = (m - r).min(MR);
-            // SAFETY: the assert above and `Packed::new`'s sizes bound every access.
-            unsafe {
-                match rows {
-                    #[cfg(webclip_relaxed_simd)]
-                    5 => tile::<5>(x, r, w, p, out, cols),
-                    #[cfg(webclip_relaxed_simd)]
-                    4 => tile::<4>(x, r, w, p, out, cols),
-                    #[cfg(webclip_relaxed_simd)]
-                    3 => tile::<3>(x, r, w, p, out, cols),
-                    2 => tile::<2>(x, r, w, p, out, cols),
-                    _ => tile::<1>(x, r, w, p, out, cols),
+    let out = super::parallel::Out(out.as_mut_ptr());
+    super::parallel::panels(n.div_ceil(NR), m * k * n, |range| {
+        // The whole `Out` (which is `Sync`), not its pointer field alone.
+        let out = out;
+        let out = out.0;
+        for p in range {
+            let cols = (n - p * NR).min(NR);
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(MR);
+                // SAFETY: the assert above and `Packed::new`'s sizes bound every access; each
+                // panel's columns are written by one thread alone.
+                unsafe {
+                    match rows {
+                        #[cfg(webclip_relaxed_simd)]
+                        5 => tile::<5>(x, r, w, p, out, cols),
+                        #[cfg(webclip_relaxed_simd)]
+                        4 => tile::<4>(x, r, w, p, out, cols),
+                        #[cfg(webclip_relaxed_simd)]
+                        3 => tile::<3>(x, r, w, p, out, cols),
+                        2 => tile::<2>(x, r, w, p, out, cols),
+                        _ => tile::<1>(x, r, w, p, out, cols),
+                    }
                 }
+                r += rows;
             }
-            r += rows;
         }
-    }
+    });
 }
 
 /// Rows `r0 .. r0 + R` of panel `p`'s columns.
 ///
 /// # Safety
-/// `r0 + R ≤ m`, `p` a panel of `w`, `cols` the panel's columns within `n`.
+/// `r0 + R ≤ m`, `p` a panel of `w`, `cols` the panel's columns within `n`, `out` `[m, n]`.
 #[cfg_attr(not(webclip_relaxed_simd), inline(always))]
 #[cfg_attr(webclip_relaxed_simd, target_feature(enable = "relaxed-simd"), inline)]
-unsafe fn tile<const R: usize>(x: &Quantized, r0: usize, w: &Packed, p: usize, out: &mut [f32], cols: usize) {
+unsafe fn tile<const R: usize>(x: &Quantized, r0: usize, w: &Packed, p: usize, out: *mut f32, cols: usize) {
     let (k, n) = (w.k, w.n);
     let blocks = k / BLOCK;
     unsafe {
@@ -265,7 +272,7 @@ unsafe fn tile<const R: usize>(x: &Quantized, r0: usize, w: &Packed, p: usize, o
             }
         }
         for r in 0..R {
-            let row = out.as_mut_ptr().add((r0 + r) * n + p * NR);
+            let row = out.add((r0 + r) * n + p * NR);
             if cols == NR {
                 v128_store(row as *mut v128, acc_lo[r]);
                 v128_store(row.add(4) as *mut v128, acc_hi[r]);

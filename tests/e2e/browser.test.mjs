@@ -239,7 +239,7 @@ describe("webclip page", { concurrency: false }, () => {
         await openLoaded(page, `model=/models/tiny/${query}`);
         assert.equal(await page.getAttribute("body", "data-backend"), "cpu", console.join("\n"));
         assert.equal(await page.getAttribute("body", "data-wasm-build"), build, console.join("\n"));
-        assert.match(await page.textContent("#engine-text"), build === "relaxed" ? /CPU \(WebAssembly, relaxed SIMD\)/ : /CPU \(WebAssembly SIMD\)/);
+        assert.match(await page.textContent("#engine-text"), build === "relaxed" ? /CPU \(WebAssembly, relaxed SIMD, 1 thread\)/ : /CPU \(WebAssembly SIMD, 1 thread\)/);
         assert.match(await page.textContent("#backend-info"), /Running on the CPU: WebGPU offers no graphics adapter here/);
         await setLabels(page, REF.labels);
         await upload(page, ["chelsea.png", "coffee.png"]);
@@ -247,11 +247,45 @@ describe("webclip page", { concurrency: false }, () => {
         if (build === "baseline") {
           // A module name that is neither is refused in words, before any worker starts.
           const message = await page.evaluate(() => import("/www/api.js").then(({ loadModel }) => loadModel({ wasmBuild: "fast" })).then(() => "loaded", (e) => e.message));
-          assert.match(message, /unknown wasmBuild "fast": use "relaxed" or "baseline"/);
+          assert.match(message, /unknown wasmBuild "fast": use "threads", "relaxed" or "baseline"/);
         }
       } finally {
         await b.close();
       }
+    }
+  });
+
+  test("threads: the first load runs on one thread and says how to get more; the reload, made cross-origin isolated by the service worker, runs the threaded module on every core with transformers' probabilities", async () => {
+    const { b, page, console } = await browser({ webgpu: false });
+    try {
+      await openLoaded(page, "model=/models/tiny/");
+      assert.equal(await page.evaluate(() => self.crossOriginIsolated), false, "the server sends no isolation headers");
+      assert.equal(await page.getAttribute("body", "data-wasm-build"), "relaxed", console.join("\n"));
+      assert.equal(await page.getAttribute("body", "data-threads"), "1");
+      assert.match(await page.textContent("#backend-info"), /Reload the page to compute on every core/);
+      // Asked for by name where it cannot run, the threaded module is refused in words.
+      const refused = await page.evaluate(() => import("/www/api.js").then(({ loadModel }) => loadModel({ model: "/models/tiny/", wasmBuild: "threads" })).then(() => "loaded", (e) => e.message));
+      assert.match(refused, /the threaded build cannot run here: this page is not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin/);
+      // The service worker controls the reload and adds COOP / COEP to the page's responses.
+      await page.reload();
+      await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+      assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, "the service worker made the page cross-origin isolated");
+      const cores = await page.evaluate(() => Math.min(8, navigator.hardwareConcurrency));
+      assert.equal(await page.getAttribute("body", "data-wasm-build"), cores > 1 ? "threads" : "relaxed", console.join("\n"));
+      assert.equal(await page.getAttribute("body", "data-threads"), String(cores));
+      if (cores > 1) assert.match(await page.textContent("#engine-text"), new RegExp(`CPU \\(WebAssembly, relaxed SIMD, ${cores} threads\\)`));
+      assert.doesNotMatch(await page.textContent("#backend-info"), /Reload the page|One thread/);
+      await setLabels(page, REF.labels);
+      await upload(page, ["chelsea.png", "coffee.png"]);
+      for (const name of ["chelsea.png", "coffee.png"]) assertMatchesReference(await shown(page, name), name);
+      // ?threads=1 keeps one thread, by choice, without advice.
+      await page.goto(`${BASE}/?model=/models/tiny/&threads=1`);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+      assert.equal(await page.getAttribute("body", "data-wasm-build"), "relaxed");
+      assert.equal(await page.getAttribute("body", "data-threads"), "1");
+      assert.doesNotMatch(await page.textContent("#backend-info"), /Reload the page|One thread/);
+    } finally {
+      await b.close();
     }
   });
 

@@ -1,7 +1,8 @@
 // The page in Debian's Firefox ESR (no WebGPU on Linux: the CPU engine), driven by
 // puppeteer-core over WebDriver BiDi: it must load whichever build of the module Firefox picks
 // (relaxed SIMD where its WebAssembly validates it, from Firefox 145) and give transformers'
-// probabilities, on that build and on the baseline one.
+// probabilities, on that build and on the baseline one; and, served cross-origin isolated, on
+// the threaded module.
 //
 //   node --test tests/e2e/firefox.test.mjs   (after `trunk build --release`; needs firefox-esr)
 
@@ -21,30 +22,37 @@ const REF = JSON.parse(readFileSync(join(FIX, "reference/tiny-quickgelu.json"), 
 const TOL = 1e-3;
 const FIREFOX = "/usr/bin/firefox-esr";
 
-let server;
+// The same page and model, served with COOP / COEP (scripts/serve.mjs --isolate).
+const ISOLATED = `http://127.0.0.1:${PORT + 1}`;
+
+const servers = [];
 before(async () => {
-  server = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", String(PORT), "--root", join(ROOT, "dist"), "--model", `tiny=${join(FIX, "tiny-quickgelu")}`], { stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise((ok, fail) => {
-    server.on("exit", (code) => fail(new Error(`server exited (${code})`)));
-    server.stdout.on("data", (d) => String(d).includes("serving") && ok());
-  });
+  for (const [port, extra] of [[PORT, []], [PORT + 1, ["--isolate"]]]) {
+    const server = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", String(port), "--root", join(ROOT, "dist"), "--model", `tiny=${join(FIX, "tiny-quickgelu")}`, ...extra], { stdio: ["ignore", "pipe", "inherit"] });
+    servers.push(server);
+    await new Promise((ok, fail) => {
+      server.on("exit", (code) => fail(new Error(`server exited (${code})`)));
+      server.stdout.on("data", (d) => String(d).includes("serving") && ok());
+    });
+  }
 });
-after(() => server?.kill());
+after(() => servers.forEach((s) => s.kill()));
 
 test("Firefox: the CPU engine on the build it picks, and on the baseline build, gives transformers' probabilities", { skip: !existsSync(FIREFOX) && "firefox-esr is not installed" }, async (t) => {
   const builds = {};
-  for (const query of ["", "&wasm=baseline"]) {
+  for (const [base, query] of [[BASE, ""], [BASE, "&wasm=baseline"], [ISOLATED, ""]]) {
     const profile = mkdtempSync(join(tmpdir(), "webclip-firefox-"));
     const b = await puppeteer.launch({ browser: "firefox", executablePath: FIREFOX, headless: true, protocol: "webDriverBiDi", userDataDir: profile });
     try {
       const page = await b.newPage();
       const console = [];
       page.on("console", (m) => console.push(`${m.type()}: ${m.text()}`));
-      await page.goto(`${BASE}/?model=/models/tiny/${query}`);
+      await page.goto(`${base}/?model=/models/tiny/${query}`);
       await page.waitForSelector("body[data-ready=true]", { timeout: 240_000 });
       const build = await page.$eval("body", (b) => [b.dataset.backend, b.dataset.wasmBuild]);
       assert.equal(build[0], "cpu", console.join("\n"));
-      builds[query || "auto"] = build[1];
+      const key = base === ISOLATED ? "isolated" : query || "auto";
+      builds[key] = build[1];
       await page.$eval("#labels", (el, text) => {
         el.value = text;
         el.dispatchEvent(new Event("input", { bubbles: true }));
@@ -62,14 +70,16 @@ test("Firefox: the CPU engine on the build it picks, and on the baseline build, 
       assert.equal(probs.length, REF.labels.length, console.join("\n"));
       for (const [label, p] of probs) {
         const diff = Math.abs(p - want[REF.labels.indexOf(label)]);
-        assert.ok(diff <= TOL, `${query || "auto"} / ${label}: ${p} vs transformers ${want[REF.labels.indexOf(label)]}`);
+        assert.ok(diff <= TOL, `${key} / ${label}: ${p} vs transformers ${want[REF.labels.indexOf(label)]}`);
       }
     } finally {
       await b.close();
       rmSync(profile, { recursive: true, force: true });
     }
   }
-  t.diagnostic(`Firefox picked the ${builds.auto} module`);
+  t.diagnostic(`Firefox picked the ${builds.auto} module, and the ${builds.isolated} one when isolated`);
   assert.equal(builds["&wasm=baseline"], "baseline");
   assert.ok(["relaxed", "baseline"].includes(builds.auto), JSON.stringify(builds));
+  // Isolated, with relaxed SIMD, the threaded module; without relaxed SIMD, the baseline one.
+  assert.equal(builds.isolated, builds.auto === "relaxed" ? "threads" : "baseline", JSON.stringify(builds));
 });

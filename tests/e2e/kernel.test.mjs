@@ -2,11 +2,15 @@
 // Linear layers in the page, f32 and 8-bit) against plain products, in Chromium, as both
 // modules of the page are built: SIMD128 (baseline) and relaxed SIMD (fused multiply-add, and
 // the 8-bit dot product). Shapes no tile divides: one row, rows past a tile, columns past an
-// 8-column panel, K of 1 (32 for 8 bits) and of 3072.
+// 8-column panel, K of 1 (32 for 8 bits) and of 3072. Then the threaded module's kernels, on a
+// pool of 3 Web Workers in a cross-origin-isolated page: products large enough to be split
+// (src/kernels/parallel.rs), at panel counts no thread count divides, against the same plain
+// products, and the 8-bit outputs the same bits as the single-threaded modules'.
 //
 //   tests/simd128/build.sh && node --test tests/e2e/kernel.test.mjs
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
@@ -54,5 +58,56 @@ test("the SIMD128 kernels (f32 and 8-bit) equal plain products at awkward shapes
     assert.deepEqual(digests.relaxed, digests.baseline, "both modules' 8-bit outputs are bit-identical");
   } finally {
     await b.close();
+  }
+});
+
+// Past parallel.rs's threshold (2^20 multiply-adds), panel counts 1, 2, 5, 13, 97, 129, 288:
+// each split into single panels, some of them part-filled.
+const SPLIT_SHAPES = [[1, 1024, 1024], [3, 4096, 5], [5, 2048, 13], [37, 512, 99], [7, 3000, 771], [50, 768, 2304], [2, 4096, 1025], [64, 1024, 40]];
+const SPLIT_Q8 = [[1, 2048, 512, 0], [3, 4096, 13, 0], [50, 768, 2304, 0], [7, 3072, 771, 1], [13, 1024, 99, 2], [9, 2048, 40, 3]];
+const PORT = 8791;
+
+test("the threaded module's kernels, split over a pool of 3 threads, equal plain products and the single-threaded 8-bit bits", async () => {
+  const server = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", String(PORT), "--root", join(ROOT, "target/simd128-check/threads-pkg"), "--isolate"], { stdio: ["ignore", "pipe", "inherit"] });
+  const b = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"] });
+  try {
+    await new Promise((ok, fail) => {
+      server.on("exit", (code) => fail(new Error(`server exited (${code})`)));
+      server.stdout.on("data", (d) => String(d).includes("serving") && ok());
+    });
+    const page = await b.newPage();
+    await page.goto(`http://127.0.0.1:${PORT}/index.html`);
+    assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, "the page is cross-origin isolated");
+    const run = (shapes, q8, pool) =>
+      page.evaluate(
+        ({ shapes, q8, pool }) =>
+          new Promise((resolve) => {
+            const w = new Worker("./worker.js", { type: "module" });
+            w.onmessage = ({ data }) => resolve(data);
+            w.onerror = (e) => resolve({ error: e.message });
+            w.postMessage({ shapes, q8, pool });
+          }),
+        { shapes, q8, pool },
+      );
+    const out = await run([...SHAPES, ...SPLIT_SHAPES], [...Q8_SHAPES, ...SPLIT_Q8], 3);
+    assert.equal(out.error, undefined, out.error);
+    assert.equal(out.threads, 3, "the pool has 3 threads");
+    assert.equal(out.relaxed, 1, "the threaded module is built with relaxed SIMD");
+    [...SHAPES, ...SPLIT_SHAPES].forEach(([m, k, n], i) => {
+      assert.ok(out.errors[i] <= BOUND, `threads: [${m}, ${k}] · [${k}, ${n}] differs by ${out.errors[i]} (relative), bound ${BOUND}`);
+    });
+    [...Q8_SHAPES, ...SPLIT_Q8].forEach(([m, k, n, kind], i) => {
+      assert.ok(out.q8[i] <= Q8_BOUND, `threads, 8 bits: [${m}, ${k}] · [${k}, ${n}] (kind ${kind}) differs by ${out.q8[i]} (relative), bound ${Q8_BOUND}`);
+    });
+    // The split changes who computes a panel, not how: the same bits as the relaxed module's.
+    const bytes = [...readFileSync(join(ROOT, "target/simd128-check/relaxed.wasm"))];
+    const single = await page.evaluate(async ({ bytes, q8 }) => {
+      const { instance } = await WebAssembly.instantiate(new Uint8Array(bytes));
+      return q8.map(([m, k, n, kind]) => instance.exports.digest_q8(m, k, n, kind));
+    }, { bytes, q8: [...Q8_SHAPES, ...SPLIT_Q8] });
+    assert.deepEqual(out.digests, single, "the threaded module's 8-bit outputs are the relaxed module's bits");
+  } finally {
+    await b.close();
+    server.kill();
   }
 });

@@ -10,9 +10,25 @@
 //!   same in both modules.
 //!
 //! Each check returns the largest difference relative to the result's largest magnitude (at
-//! least 1); infinity if an output was left unwritten.
+//! least 1); infinity if an output was left unwritten. With the `threads` feature the products
+//! spread their panels over the rayon pool `initThreadPool` starts, as in the page's threaded
+//! module; `threads()` says how many threads there are.
 
 #![cfg(target_arch = "wasm32")]
+
+#[path = "../../../src/kernels/parallel.rs"]
+mod parallel;
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// The pool's threads (1 without the `threads` feature).
+#[unsafe(no_mangle)]
+pub extern "C" fn threads() -> usize {
+    #[cfg(feature = "threads")]
+    return rayon::current_num_threads();
+    #[cfg(not(feature = "threads"))]
+    1
+}
 
 #[path = "../../../src/kernels/simd128.rs"]
 mod simd128;
