@@ -96,12 +96,16 @@ async function load(source, notice = null) {
   }
 }
 
+/// Whether the service worker served this page (it claims the page once installed, but the
+/// headers of a load it did not serve stay as they were).
+const controlledAtStart = !!self.navigator?.serviceWorker?.controller;
+
 /// On the CPU on one thread where more would help, what to do about it. The page's service
 /// worker makes its own responses cross-origin isolated (www/sw.js), from the load after the
 /// one that installed it: then a reload is all it takes.
 function threadsAdvice(i) {
   if (i.backend !== "cpu" || i.threads > 1 || !i.threadsNote) return "";
-  const isolation = !self.crossOriginIsolated && "serviceWorker" in navigator && !params.has("no-sw") && !navigator.serviceWorker.controller;
+  const isolation = !self.crossOriginIsolated && "serviceWorker" in navigator && !params.has("no-sw") && !controlledAtStart;
   if (isolation) return " Reload the page to compute on every core: from the second visit on, this page is cross-origin isolated, which sharing memory between threads needs.";
   return ` One thread: ${i.threadsNote}.`;
 }
