@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::Error;
 use crate::config::{ClipConfig, PreprocessConfig};
 use crate::device::read_f32;
+use crate::kernels;
 use crate::model::{ClipModel, l2_normalize};
 use crate::preprocess::{self, Pixels, Rgb8};
 use crate::stream::WeightStream;
@@ -268,7 +269,7 @@ impl Clip {
                 data.extend_from_slice(&p.data);
             }
             let pixels = Tensor::<4>::from_data(TensorData::new(data, [chunk.len(), 3, h, w]), &self.device);
-            l2_normalize(self.model.get_image_features(pixels))
+            kernels::on_pool(|| l2_normalize(self.model.get_image_features(pixels)))
         });
         Ok(Tensor::cat(chunks.collect(), 0))
     }
@@ -284,7 +285,7 @@ impl Clip {
             .chunks(TEXT_BATCH)
             .map(|chunk| {
                 let enc = self.tokenizer.encode(chunk, Padding::Longest)?;
-                Ok(l2_normalize(self.model.get_text_features(&enc.tokens)))
+                Ok(kernels::on_pool(|| l2_normalize(self.model.get_text_features(&enc.tokens))))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Tensor::cat(chunks, 0))

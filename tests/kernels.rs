@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use burn::module::Param;
 use burn::nn::LayerNormConfig;
+use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use webclip::kernels::{self, Activation, AttentionMask, reference};
 use webclip::model::linear::Linear;
@@ -108,6 +109,33 @@ fn cpu_linear_with_a_packed_weight_matches_burn() {
             let got = packed.forward(flat.clone()).reshape([rows, tokens, d_out]);
             assert_near(&format!("{what} forward"), got, reference::linear(x, &linear, Activation::None), 1e-5);
         }
+    }
+}
+
+/// The CPU's patch embedding (each patch's pixels gathered into a row, through the packed
+/// product) against burn's convolution, at patch sizes and image sides that do not divide
+/// each other (the convolution drops the remainder) and with several channels and images.
+#[test]
+fn cpu_patch_embedding_with_a_packed_weight_matches_burns_convolution() {
+    let device = Device::flex();
+    for (batch, channels, height, width, p, q, hidden) in [
+        (1, 3, 28, 28, 7, 7, 24),
+        (2, 3, 30, 23, 7, 7, 10),
+        (1, 3, 64, 64, 32, 32, 33),
+        (3, 1, 9, 11, 3, 3, 5),
+        (1, 4, 16, 12, 4, 3, 8),
+    ] {
+        let mut conv = Conv2dConfig::new([channels, hidden], [p, q]).with_stride([p, q]).with_bias(false).init(&device);
+        conv.weight = Param::from_tensor(random([hidden, channels, p, q], &device));
+        let pixels = random([batch, channels, height, width], &device);
+        let want = conv.forward(pixels.clone()).flatten::<3>(2, 3).swap_dims(1, 2);
+        let mut packed_conv = conv.clone();
+        let packed = kernels::pack_patch_embedding(&mut packed_conv).expect("packed on the CPU");
+        assert_eq!(packed_conv.weight.val().dims(), [hidden, channels, 0, 0], "the convolution's weight let go");
+        let got = kernels::patch_embedding(pixels.clone(), &packed_conv, Some(&packed));
+        let what = format!("patch embedding {batch}x{channels}x{height}x{width}, {p}x{q} patches -> {hidden}");
+        assert_near(&what, got, want.clone(), 1e-5);
+        assert_near(&format!("{what}, unpacked"), kernels::patch_embedding(pixels, &conv, None), want, 0.0);
     }
 }
 

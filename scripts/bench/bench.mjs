@@ -5,7 +5,7 @@
 //   (cd scripts/bench && npm install --ignore-scripts)      # transformers.js 4.3.1, pinned
 //   python scripts/bench/export_onnx.py MODEL_DIR           # the ONNX files transformers.js loads
 //   trunk build --release
-//   node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu]
+//   node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--rounds 1] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu]
 //                                          [--only webclip|transformers.js] [--dist DIR] [--perf] [--baseline]
 //
 // MODEL_DIR is a Hugging Face CLIP directory (e.g. the random-weight ViT-B/32 that
@@ -27,6 +27,10 @@
 // samples: with a dist/ copy whose webclip_bg.wasm keeps its function names
 // (target/wasm-bindgen/release/webclip_bg.wasm, before the build strips them), run
 // `perf record -a -F 499 -- sleep 20` during the timed runs, then `perf report --sort sym`.
+// `--rounds N` runs the whole plan N times over, one row after another in each round, and pools
+// each row's timed runs across the rounds: on a noisy machine the rows then share its quiet
+// and its busy minutes, which a ratio between two rows needs (load and first-call figures are
+// the first round's).
 // `--baseline` adds webclip's CPU on its baseline module (SIMD128 without relaxed SIMD; the
 // page loads the relaxed one wherever the browser has it, as Chromium does).
 // Results: markdown tables on stdout and target/bench/result.json.
@@ -42,13 +46,14 @@ const { chromium } = require("playwright-core");
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
-const modelDir = args.find((a, i) => !a.startsWith("--") && !["--runs", "--threads", "--gpu-runs", "--only", "--dist"].includes(args[i - 1]));
+const modelDir = args.find((a, i) => !a.startsWith("--") && !["--runs", "--threads", "--gpu-runs", "--only", "--dist", "--rounds"].includes(args[i - 1]));
 const ONLY = opt("only", null);
 const DIST = resolve(opt("dist", join(ROOT, "dist")));
 if (!modelDir) throw new Error("usage: node scripts/bench/bench.mjs MODEL_DIR [--runs 7] [--threads 1] [--q8] [--webgpu [--gpu-runs 3]] [--no-cpu] [--only webclip|transformers.js] [--dist DIR]");
 const RUNS = Number(opt("runs", 7));
 const GPU_RUNS = Number(opt("gpu-runs", 3));
 const THREADS = Number(opt("threads", 1));
+const ROUNDS = Number(opt("rounds", 1));
 const PORT = 8790;
 const TEXTS = ["cat", "dog", "cup of coffee", "rocket", "astronaut", "bicycle", "red car", "mountain lake"].map((l) => `a photo of a ${l}.`);
 const NM = join(ROOT, "scripts/bench/node_modules");
@@ -89,7 +94,7 @@ try {
   }
   if (ONLY) plan.splice(0, plan.length, ...plan.filter(([fn]) => (fn === "runWebclip" ? "webclip" : "transformers.js") === ONLY));
   const counters = readFileSync(join(ROOT, "scripts/bench/gpu-counters.js"), "utf8");
-  for (const [fn, extra] of plan) {
+  for (let round = 0; round < ROUNDS; round++) for (const [slot, [fn, extra]] of plan.entries()) {
     // A fresh browser per engine, so neither inherits the other's memory or compiled code.
     const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: flags });
     try {
@@ -105,8 +110,9 @@ try {
       await page.waitForFunction(() => window.benchReady);
       const config = { model: "/models/bench/", image: "/samples/chelsea.png", texts: TEXTS, runs: RUNS, ...extra };
       const r = await page.evaluate(([fn, config]) => window[fn](config), [fn, config]);
-      console.error(`${r.engine} ${r.backend}${r.dtype ? ` ${r.dtype}` : ""}: image ${median(r.imageTimes).toFixed(0)} ms, text ${median(r.textTimes).toFixed(0)} ms`);
-      results.push(r);
+      console.error(`${ROUNDS > 1 ? `round ${round + 1}: ` : ""}${r.engine} ${r.backend}${r.dtype ? ` ${r.dtype}` : ""}${r.threads ? ` ${r.threads}T` : ""}: image ${median(r.imageTimes).toFixed(0)} ms, text ${median(r.textTimes).toFixed(0)} ms`);
+      if (round === 0) results.push(r);
+      else results[slot].imageTimes.push(...r.imageTimes), results[slot].textTimes.push(...r.textTimes);
     } finally {
       await browser.close();
     }
@@ -132,7 +138,7 @@ const gpuRows = results
   ].map(([what, w]) => `| ${r.engine} | ${what} | ${w.dispatches} | ${w.submits} | ${w.pipelines} | ${w.buffers} | ${mb(w.bytesWritten)} | ${w.readBacks} | ${mb(w.bytesRead)} |`)
     .concat([`| ${r.engine} | load + first image + first prompts | ${r.loadWork.dispatches + r.imageFirstWork.dispatches + r.textFirstWork.dispatches} | ${r.loadWork.submits + r.imageFirstWork.submits + r.textFirstWork.submits} | ${r.loadWork.pipelines + r.imageFirstWork.pipelines + r.textFirstWork.pipelines} | ${r.loadWork.buffers + r.imageFirstWork.buffers + r.textFirstWork.buffers} | ${mb(r.loadWork.bytesWritten + r.imageFirstWork.bytesWritten + r.textFirstWork.bytesWritten)} | ${r.loadWork.readBacks + r.imageFirstWork.readBacks + r.textFirstWork.readBacks} | ${mb(r.loadWork.bytesRead + r.imageFirstWork.bytesRead + r.textFirstWork.bytesRead)} |`]));
 const table = [
-  `${execSync("/usr/bin/chromium --version", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()}, ${RUNS} runs (WebGPU: ${GPU_RUNS}) after a cold one, model ${modelDir}`,
+  `${execSync("/usr/bin/chromium --version", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()}, ${RUNS} runs (WebGPU: ${GPU_RUNS}) after a cold one${ROUNDS > 1 ? `, ${ROUNDS} rounds pooled` : ""}, model ${modelDir}`,
   "",
   "| engine | backend | load (s) | first image (ms) | image, median (ms) | image, best (ms) | 8 prompts, median (ms) | image embedding vs first row | text embeddings vs first row |",
   "|---|---|---|---|---|---|---|---|---|",
@@ -157,4 +163,4 @@ for (const r of results.filter((r) => r.backend === "webgpu")) {
   console.log(`\n${r.engine}, dispatches per image by kernel: ${top.map(([k, n]) => `${k} ${n}`).join(", ")}`);
 }
 mkdirSync(join(ROOT, "target/bench"), { recursive: true });
-writeFileSync(join(ROOT, "target/bench/result.json"), JSON.stringify({ runs: RUNS, gpuRuns: GPU_RUNS, results: results.map(({ imageEmbedding, textEmbeddings, ...r }) => r) }, null, 1));
+writeFileSync(join(ROOT, "target/bench/result.json"), JSON.stringify({ runs: RUNS, gpuRuns: GPU_RUNS, rounds: ROUNDS, results: results.map(({ imageEmbedding, textEmbeddings, ...r }) => r) }, null, 1));

@@ -106,40 +106,52 @@ impl PackedLinear {
         self.d_out
     }
 
-    /// `x · W + b` into `out`, `x` `[rows, d_in]`, `out` `[rows, d_out]`.
-    fn product(&self, x: &[f32], rows: usize, out: &mut [f32]) {
+    /// `act(x · W + b)`, plus `residual` if given: `x` row-major `[rows, d_in]`, the result and
+    /// `residual` `[rows, d_out]`. [`Activation::Gelu`] is left to the caller (no `erf` here).
+    /// In wasm the activation and the residual are applied by the product itself, to each panel
+    /// as it is done (on the thread that computed it, in the threaded module); natively in a
+    /// pass over the output.
+    pub fn forward(&self, x: &[f32], activation: Activation, residual: Option<&[f32]>) -> Vec<f32> {
+        let rows = x.len() / self.d_in.max(1);
+        assert_eq!(x.len(), rows * self.d_in, "x is [rows, {}]", self.d_in);
+        let d_out = self.d_out;
+        if let Some(residual) = residual {
+            assert_eq!(residual.len(), rows * d_out, "residual is [rows, {d_out}]");
+        }
+        let gelu = activation == Activation::QuickGelu;
+        // The same operations, in the same order, wherever they run.
+        let finish = |part: &mut [f32], row: usize, col: usize| {
+            if gelu {
+                quick_gelu(part);
+            }
+            if let Some(residual) = residual {
+                for (o, r) in part.iter_mut().zip(&residual[row * d_out + col..]) {
+                    *o += r;
+                }
+            }
+        };
+        let mut out = vec![0.0; rows * d_out];
         #[cfg(not(target_family = "wasm"))]
         {
             let options = GemmOptions { bias: self.bias.as_deref().map(BiasVector::Row), ..Default::default() };
             let a = GemmInputA::Unpacked(NdTensorView::from_data([rows, self.d_in], x));
-            GEMM.with(|g| g.gemm(out, a, GemmInputB::Packed(&self.weight.0), options))
+            GEMM.with(|g| g.gemm(&mut out, a, GemmInputB::Packed(&self.weight.0), options))
                 .expect("the packed weight's shape and kernel match the executor's");
+            if gelu || residual.is_some() {
+                for (row, part) in out.chunks_mut(d_out.max(1)).enumerate() {
+                    finish(part, row, 0);
+                }
+            }
         }
         #[cfg(target_family = "wasm")]
         match &self.weight {
-            Packed::F32 { panels, bias } => super::simd128::gemm(x, rows, self.d_in, self.d_out, panels, bias, out),
+            Packed::F32 { panels, bias } => {
+                super::simd128::gemm(x, rows, self.d_in, d_out, panels, bias, &mut out, finish)
+            }
             Packed::Q8(w) => QUANTIZED.with_borrow_mut(|q| {
                 super::simd128_q8::quantize(x, rows, self.d_in, q);
-                super::simd128_q8::gemm(q, rows, w, out);
+                super::simd128_q8::gemm(q, rows, w, &mut out, finish);
             }),
-        }
-    }
-
-    /// `act(x · W + b)`, plus `residual` if given: `x` row-major `[rows, d_in]`, the result and
-    /// `residual` `[rows, d_out]`. [`Activation::Gelu`] is left to the caller (no `erf` here).
-    pub fn forward(&self, x: &[f32], activation: Activation, residual: Option<&[f32]>) -> Vec<f32> {
-        let rows = x.len() / self.d_in.max(1);
-        assert_eq!(x.len(), rows * self.d_in, "x is [rows, {}]", self.d_in);
-        let mut out = vec![0.0; rows * self.d_out];
-        self.product(x, rows, &mut out);
-        if activation == Activation::QuickGelu {
-            quick_gelu(&mut out);
-        }
-        if let Some(residual) = residual {
-            assert_eq!(residual.len(), out.len(), "residual is [rows, {}]", self.d_out);
-            for (o, r) in out.iter_mut().zip(residual) {
-                *o += r;
-            }
         }
         out
     }

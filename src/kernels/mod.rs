@@ -28,7 +28,6 @@ mod extension;
 pub mod layer_norm;
 #[cfg(feature = "webgpu")]
 pub mod linear;
-#[cfg(target_family = "wasm")]
 mod parallel;
 #[cfg(target_family = "wasm")]
 pub mod simd128;
@@ -38,6 +37,7 @@ pub mod simd128_q8;
 #[cfg(feature = "webgpu")]
 use burn::backend::Dispatch;
 use burn::nn::LayerNorm;
+use burn::nn::conv::Conv2d;
 #[cfg(feature = "webgpu")]
 use burn::tensor::DType;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -47,6 +47,7 @@ use crate::model::linear::Linear;
 pub use epilogue::{Activation, Epilogue};
 #[cfg(feature = "webgpu")]
 pub use extension::ClipKernels;
+pub use parallel::on_pool;
 
 /// Whether tensors on `device` run webclip's kernels: every device but burn's CPU backends
 /// (and none in a build without the `webgpu` feature, which has no other).
@@ -155,6 +156,57 @@ pub fn linear_residual(x: Tensor<3>, linear: &Linear, residual: Tensor<3>) -> Te
         return Tensor::<2>::from_dispatch(out).reshape([rows, tokens, d_out]);
     }
     reference::linear(x, linear, Activation::None) + residual
+}
+
+/// The patch embedding, `[batch, patches, hidden]` (patches row by row) from pixels `[batch,
+/// channels, height, width]`: `conv`, a bias-free convolution whose stride is its kernel. On
+/// the CPU, with its weight `packed` (`ClipVisionEmbeddings::pack`), each patch's pixels are
+/// gathered into a row, in the weight's order (channel, then row, then column), and the rows
+/// go through the packed product.
+pub fn patch_embedding(pixels: Tensor<4>, conv: &Conv2d, packed: Option<&cpu::PackedLinear>) -> Tensor<3> {
+    let Some(packed) = packed else {
+        let patches = conv.forward(pixels); // [batch, hidden, rows, columns]
+        return patches.flatten::<3>(2, 3).swap_dims(1, 2);
+    };
+    let [batch, channels, height, width] = pixels.dims();
+    let device = pixels.device();
+    let [p, q] = conv.kernel_size;
+    assert_eq!(channels * p * q, packed.d_in(), "{p} × {q} patches over {channels} channels");
+    let (rows, columns) = (height / p, width / q);
+    let data = pixels.into_data().convert::<f32>();
+    let data = data.as_slice::<f32>().expect("f32 pixels");
+    let mut x = Vec::with_capacity(batch * rows * columns * packed.d_in());
+    for b in 0..batch {
+        for r in 0..rows {
+            for c in 0..columns {
+                for ch in 0..channels {
+                    let plane = &data[(b * channels + ch) * height * width..][..height * width];
+                    for y in r * p..(r + 1) * p {
+                        x.extend_from_slice(&plane[y * width + c * q..][..q]);
+                    }
+                }
+            }
+        }
+    }
+    let out = packed.forward(&x, Activation::None, None);
+    Tensor::from_data(TensorData::new(out, [batch, rows * columns, packed.d_out()]), &device)
+}
+
+/// On the CPU, `conv`'s weight (`[hidden, channels, p, q]`) as a Linear's (`[channels · p · q,
+/// hidden]`), packed for [`patch_embedding`]; `conv`'s own weight is left empty. Elsewhere, and
+/// for weights the CPU's product does not take, `None`, and `conv` is unchanged.
+pub fn pack_patch_embedding(conv: &mut Conv2d) -> Option<cpu::PackedLinear> {
+    let weight = conv.weight.val();
+    let device = weight.device();
+    if on_gpu(&device) || weight.dtype() != burn::tensor::DType::F32 || !uses("linear") {
+        return None;
+    }
+    let [hidden, channels, p, q] = weight.dims();
+    let d_in = channels * p * q;
+    let values = weight.reshape([hidden, d_in]).transpose().into_data().convert::<f32>();
+    let values = values.try_into_vec::<f32>().expect("an f32 weight");
+    conv.weight = burn::module::Param::initialized(conv.weight.id, Tensor::empty([hidden, channels, 0, 0], &device));
+    Some(cpu::PackedLinear::new(values, d_in, hidden, None))
 }
 
 /// Which keys each query may see, `[rows, 1, queries, keys]`, in the form the device's

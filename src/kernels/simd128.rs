@@ -119,15 +119,26 @@ unsafe fn tile<const R: usize>(
     }
 }
 
-/// `out[m, n] = x[m, k] · w + bias`, `w` packed by [`pack`], `bias` padded to whole panels.
-pub fn gemm(x: &[f32], m: usize, k: usize, n: usize, packed: &[f32], bias: &[f32], out: &mut [f32]) {
+/// `out[m, n] = x[m, k] · w + bias`, `w` packed by [`pack`], `bias` padded to whole panels;
+/// then `finish(part, row, col)` over each panel's part of each row (`out[row, col..]`, up to 8
+/// values), while the panel is in cache and on the thread that computed it.
+#[allow(clippy::too_many_arguments)] // a BLAS-style signature: the shapes beside the buffers
+pub fn gemm(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    packed: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    finish: impl Fn(&mut [f32], usize, usize) + Sync,
+) {
     let panels = n.div_ceil(NR);
     assert!(x.len() == m * k && out.len() == m * n, "x [{m}, {k}], out [{m}, {n}]");
     assert!(packed.len() == panels * k * NR && bias.len() == panels * NR, "w packed for [{k}, {n}]");
     let out = super::parallel::Out(out.as_mut_ptr());
     super::parallel::panels(panels, m * k * n, |range| {
-        // The whole `Out` (which is `Sync`), not its pointer field alone.
-        let out = out;
+        let out = out.ptr();
         for p in range {
             let cols = (n - p * NR).min(NR);
             let mut r = 0;
@@ -136,7 +147,7 @@ pub fn gemm(x: &[f32], m: usize, k: usize, n: usize, packed: &[f32], bias: &[f32
                 // SAFETY: the asserts above bound every pointer the tile reads and writes; each
                 // panel's columns are written by one thread alone.
                 unsafe {
-                    let (xp, op) = (x.as_ptr().add(r * k), out.0.add(r * n + p * NR));
+                    let (xp, op) = (x.as_ptr().add(r * k), out.add(r * n + p * NR));
                     let (wp, bp) = (packed.as_ptr().add(p * k * NR), bias.as_ptr().add(p * NR));
                     match rows {
                         1 => tile::<1>(xp, wp, k, bp, op, n, cols),
@@ -147,6 +158,8 @@ pub fn gemm(x: &[f32], m: usize, k: usize, n: usize, packed: &[f32], bias: &[f32
                 }
                 r += rows;
             }
+            // SAFETY: as above.
+            unsafe { super::parallel::finish_panel(out, m, n, p * NR, cols, &finish) };
         }
     });
 }

@@ -27,6 +27,10 @@ pub const NR: usize = 8;
 pub const BLOCK: usize = 32;
 /// The activations' largest value once quantized (7 bits, unsigned).
 pub const QMAX: f32 = 127.0;
+
+/// 1.5 · 2^23: a float of magnitude under 2^22 added to it is rounded to an integer, half to
+/// even, which is then its last bits.
+const MAGIC: f32 = 12_582_912.0;
 /// Rows per tile: 5 with relaxed SIMD (10 i32 accumulators, and 5 registers for the rest: 5
 /// was faster than 4 at ViT-B/32's shapes, docs/cpu.md), 2 in the baseline module (whose dot
 /// products leave pairs unsummed: 4 accumulators a row).
@@ -167,25 +171,32 @@ pub fn quantize(x: &[f32], m: usize, k: usize, out: &mut Quantized) {
         unsafe {
             let p = block.as_ptr();
             let v: [v128; 8] = core::array::from_fn(|i| v128_load(p.add(4 * i) as *const v128));
+            // pmin/pmax are one instruction each on x86 where min/max (which order -0 below 0
+            // and propagate NaN) take several; for finite values they give the same range.
             let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
             for x in &v {
-                lo = f32x4_min(lo, *x);
-                hi = f32x4_max(hi, *x);
+                lo = f32x4_pmin(lo, *x);
+                hi = f32x4_pmax(hi, *x);
             }
-            let lo = f32x4_min(lo, i32x4_shuffle::<2, 3, 0, 1>(lo, lo));
-            let lo = f32x4_extract_lane::<0>(f32x4_min(lo, i32x4_shuffle::<1, 0, 3, 2>(lo, lo)));
-            let hi = f32x4_max(hi, i32x4_shuffle::<2, 3, 0, 1>(hi, hi));
-            let hi = f32x4_extract_lane::<0>(f32x4_max(hi, i32x4_shuffle::<1, 0, 3, 2>(hi, hi)));
+            let lo = f32x4_pmin(lo, i32x4_shuffle::<2, 3, 0, 1>(lo, lo));
+            let lo = f32x4_extract_lane::<0>(f32x4_pmin(lo, i32x4_shuffle::<1, 0, 3, 2>(lo, lo)));
+            let hi = f32x4_pmax(hi, i32x4_shuffle::<2, 3, 0, 1>(hi, hi));
+            let hi = f32x4_extract_lane::<0>(f32x4_pmax(hi, i32x4_shuffle::<1, 0, 3, 2>(hi, hi)));
             let scale = (hi - lo) / QMAX;
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             let zero = (-lo * inv).round_ties_even();
             out.scales[b] = scale;
             out.zeros[b] = zero as i32;
+            // Rounded half to even and made an integer by adding 1.5 · 2^23 (|x · inv| ≤ 127, so
+            // the sum's last bit is the units), then clamped as floats and read from the bits:
+            // what `nearest`, `+ z`, the clamp and `trunc_sat` give, in a third of the
+            // instructions. A NaN (a block whose scale is subnormal) clamps to 0, as before.
             let (inv, zero) = (f32x4_splat(inv), f32x4_splat(zero));
+            let (floor, ceil) = (f32x4_splat(MAGIC), f32x4_splat(MAGIC + QMAX));
             let q: [v128; 8] = core::array::from_fn(|i| {
-                let r = f32x4_add(f32x4_nearest(f32x4_mul(v[i], inv)), zero);
-                let r = f32x4_min(f32x4_max(r, f32x4_splat(0.0)), f32x4_splat(QMAX));
-                i32x4_trunc_sat_f32x4(r)
+                let r = f32x4_add(f32x4_add(f32x4_mul(v[i], inv), floor), zero);
+                let r = f32x4_pmin(ceil, f32x4_pmax(floor, r));
+                i32x4_sub(r, i32x4_splat(MAGIC.to_bits() as i32))
             });
             #[cfg(webclip_relaxed_simd)]
             {
@@ -207,17 +218,16 @@ pub fn quantize(x: &[f32], m: usize, k: usize, out: &mut Quantized) {
     }
 }
 
-/// `out[m, n] = x · wᵀ + bias`, `x` quantized by [`quantize`] from `[m, k]`.
-pub fn gemm(x: &Quantized, m: usize, w: &Packed, out: &mut [f32]) {
+/// `out[m, n] = x · wᵀ + bias`, `x` quantized by [`quantize`] from `[m, k]`; then `finish` as
+/// in [`super::simd128::gemm`].
+pub fn gemm(x: &Quantized, m: usize, w: &Packed, out: &mut [f32], finish: impl Fn(&mut [f32], usize, usize) + Sync) {
     let (k, n) = (w.k, w.n);
     let blocks = k / BLOCK;
     let sizes = x.values.len() == m * k && x.scales.len() == m * blocks && x.zeros.len() == m * blocks;
     assert!(sizes && out.len() == m * n, "x [{m}, {k}], out [{m}, {n}]");
     let out = super::parallel::Out(out.as_mut_ptr());
     super::parallel::panels(n.div_ceil(NR), m * k * n, |range| {
-        // The whole `Out` (which is `Sync`), not its pointer field alone.
-        let out = out;
-        let out = out.0;
+        let out = out.ptr();
         for p in range {
             let cols = (n - p * NR).min(NR);
             let mut r = 0;
@@ -239,6 +249,8 @@ pub fn gemm(x: &Quantized, m: usize, w: &Packed, out: &mut [f32]) {
                 }
                 r += rows;
             }
+            // SAFETY: as above.
+            unsafe { super::parallel::finish_panel(out, m, n, p * NR, cols, &finish) };
         }
     });
 }
@@ -343,10 +355,10 @@ unsafe fn block_sums<const R: usize>(
         let xp = x.values.as_ptr().add(r0 * k + b * BLOCK);
         for g in 0..BLOCK / 4 {
             let w: [v128; 4] = core::array::from_fn(|i| i16x8_load_extend_i8x8(wp.add(g * 32 + 8 * i)));
-            for r in 0..R {
+            for (r, acc) in acc.iter_mut().enumerate() {
                 let q = v128_load64_splat(xp.add(r * k + g * 4) as *const u64);
                 for i in 0..4 {
-                    acc[r][i] = i32x4_add(acc[r][i], i32x4_dot_i16x8(w[i], q));
+                    acc[i] = i32x4_add(acc[i], i32x4_dot_i16x8(w[i], q));
                 }
             }
         }

@@ -94,6 +94,7 @@ impl ClipModel {
         for linear in self.linears_mut() {
             linear.pack_from(host);
         }
+        self.vision_model.embeddings.pack();
         self.text_model.embeddings.token_embedding.take_from(host);
     }
 
@@ -111,7 +112,8 @@ impl ClipModel {
         let linears = layers.flat_map(|l| [&l.self_attn.qkv_proj, &l.self_attn.out_proj, &l.mlp.fc1, &l.mlp.fc2]);
         let linears = linears.chain([&self.visual_projection, &self.text_projection]);
         let held: usize = linears.filter(|l| l.packed.is_some()).map(|l| l.dims().iter().product::<usize>()).sum();
-        self.num_params() + held + self.text_model.embeddings.token_embedding.held_values()
+        let patches = self.vision_model.embeddings.packed.as_ref().map_or(0, |p| p.d_in() * p.d_out());
+        self.num_params() + held + patches + self.text_model.embeddings.token_embedding.held_values()
     }
 
     /// The full forward pass: (`logits_per_image`, `image_embeds`, `text_embeds`).

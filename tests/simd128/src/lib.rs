@@ -1,7 +1,8 @@
 //! webclip's wasm kernels alone, at any shape, for `tests/e2e/kernel.test.mjs`:
 //!
 //! - `check(m, k, n)`: the f32 kernel against a plain f64 product at `[m, k] · [k, n]` with a
-//!   bias;
+//!   bias, and a residual added by the kernel's finishing step (`finish`, which must reach each
+//!   output once: a panel or row it skips or repeats is off by the residual);
 //! - `check_q8(m, k, n, kind)`: the 8-bit kernel against the same arithmetic done plainly: the
 //!   activations quantized as `simd128_q8::quantize` documents (per row and block of 32, to
 //!   7 bits from the block's minimum to its maximum, half to even), then an f64 sum of
@@ -17,6 +18,7 @@
 #![cfg(target_arch = "wasm32")]
 
 #[path = "../../../src/kernels/parallel.rs"]
+#[allow(dead_code)] // `on_pool`, for webclip's forward passes, not used by these products alone
 mod parallel;
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
@@ -48,17 +50,28 @@ fn values(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
+/// A finishing step that adds `residual` (`[m, n]`) to the part of the row it is given.
+fn add(residual: &[f32], n: usize) -> impl Fn(&mut [f32], usize, usize) + Sync + '_ {
+    move |part, row, col| {
+        for (o, r) in part.iter_mut().zip(&residual[row * n + col..]) {
+            *o += r;
+        }
+    }
+}
+
 #[unsafe(no_mangle)]
 pub extern "C" fn check(m: usize, k: usize, n: usize) -> f64 {
     let (a, w, bias) = (values(m * k, 7), values(k * n, 8), values(n, 9));
     let mut padded = vec![0.0; n.div_ceil(simd128::NR) * simd128::NR];
     padded[..n].copy_from_slice(&bias);
     let mut out = vec![f32::NAN; m * n];
-    simd128::gemm(&a, m, k, n, &simd128::pack(w.clone(), k, n), &padded, &mut out);
+    let residual = values(m * n, 10);
+    simd128::gemm(&a, m, k, n, &simd128::pack(w.clone(), k, n), &padded, &mut out, add(&residual, n));
     let mut want = vec![0f64; m * n];
     for i in 0..m {
         for j in 0..n {
-            want[i * n + j] = bias[j] as f64 + (0..k).map(|l| a[i * k + l] as f64 * w[l * n + j] as f64).sum::<f64>();
+            let sum = (0..k).map(|l| a[i * k + l] as f64 * w[l * n + j] as f64).sum::<f64>();
+            want[i * n + j] = bias[j] as f64 + sum + residual[i * n + j] as f64;
         }
     }
     let scale = want.iter().fold(1f64, |s, v| s.max(v.abs()));
@@ -117,7 +130,8 @@ fn run_q8(m: usize, k: usize, n: usize, kind: u32) -> (Vec<f32>, Vec<f64>) {
     let mut q = simd128_q8::Quantized::default();
     simd128_q8::quantize(&x, m, k, &mut q);
     let mut out = vec![f32::NAN; m * n];
-    simd128_q8::gemm(&q, m, &packed, &mut out);
+    let residual = values(m * n, 10);
+    simd128_q8::gemm(&q, m, &packed, &mut out, add(&residual, n));
     let blocks = k / 32;
     let mut want = vec![0f64; m * n];
     for i in 0..m {
@@ -134,7 +148,7 @@ fn run_q8(m: usize, k: usize, n: usize, kind: u32) -> (Vec<f32>, Vec<f64>) {
                 let sum: i64 = (0..32).map(|l| (u(block[l]) - z as i64) * w[j * k + b * 32 + l] as i64).sum();
                 h += sum as f64 * scale as f64 * scales[j * blocks + b] as f64;
             }
-            want[i * n + j] = h;
+            want[i * n + j] = h + residual[i * n + j] as f64;
         }
     }
     (out, want)
