@@ -196,23 +196,38 @@ fn packed_visibility(rows: usize, tokens: usize, span: usize, used: usize) -> Ve
 
 #[test]
 fn attention_matches_burn_with_and_without_masks() {
-    let device = device();
+    check_attention(&device(), kernels::attention);
+}
+
+/// The CPU's own attention (what runs in wasm: `src/kernels/cpu_attention.rs`) against burn's
+/// on flex, at the same shapes and a head size that is not a multiple of 8 (the dot product's
+/// tail).
+#[test]
+fn cpu_attention_matches_burn_with_and_without_masks() {
+    check_attention(&Device::flex(), kernels::cpu_attention);
+}
+
+type AttentionFn = fn(Tensor<3>, usize, Option<&AttentionMask>, Option<Tensor<1, Int>>) -> Tensor<3>;
+
+fn check_attention(device: &Device, attention: AttentionFn) {
+    let device = device.clone();
     // (rows, tokens, heads, head_dim): one token; fewer tokens than a key block; an image's 50;
     // more queries than a workgroup (70, 130); head sizes of the tiny models and of CLIP.
-    for (rows, tokens, heads, head_dim) in [(1, 1, 2, 8), (2, 5, 4, 12), (1, 50, 3, 64), (2, 70, 2, 8), (1, 130, 1, 16)]
+    for (rows, tokens, heads, head_dim) in
+        [(1, 1, 2, 8), (2, 5, 4, 12), (1, 50, 3, 64), (2, 70, 2, 8), (1, 130, 1, 16), (3, 9, 2, 13)]
     {
         let hidden = heads * head_dim;
         let qkv = random([rows, tokens, 3 * hidden], &device) * 2.0;
         let what = format!("attention {rows}x{tokens}, {heads} heads of {head_dim}");
 
-        let got = kernels::attention(qkv.clone(), heads, None, None);
+        let got = attention(qkv.clone(), heads, None, None);
         assert_near(&format!("{what}, unmasked"), got, reference::attention(qkv.clone(), heads, None, None), 1e-5);
 
         let span = 4.min(tokens);
         let used = tokens - tokens / 5;
         let visible = packed_visibility(rows, tokens, span, used);
         let mask = AttentionMask::new(&visible, [rows, tokens, tokens], &device);
-        let got = kernels::attention(qkv.clone(), heads, Some(&mask), None);
+        let got = attention(qkv.clone(), heads, Some(&mask), None);
         let want = reference::attention(qkv.clone(), heads, Some(&mask), None);
         assert_near(&format!("{what}, packed causal mask"), got, want, 1e-5);
 
@@ -220,7 +235,7 @@ fn attention_matches_burn_with_and_without_masks() {
         let picks = [tokens - 1, 0, used.min(tokens - 1)];
         let index: Vec<i64> = (0..rows).flat_map(|r| picks.map(|p| (r * tokens + p) as i64)).collect();
         let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows * picks.len()]), &device);
-        let got = kernels::attention(qkv.clone(), heads, None, Some(index.clone()));
+        let got = attention(qkv.clone(), heads, None, Some(index.clone()));
         let want = reference::attention(qkv.clone(), heads, None, Some(index.clone()));
         assert_near(&format!("{what}, readout"), got, want, 1e-5);
 
@@ -229,7 +244,7 @@ fn attention_matches_burn_with_and_without_masks() {
             .map(|(r, p, k)| visible[(r * tokens + p) * tokens + k])
             .collect();
         let read_mask = AttentionMask::new(&read_visible, [rows, picks.len(), tokens], &device);
-        let got = kernels::attention(qkv.clone(), heads, Some(&read_mask), Some(index.clone()));
+        let got = attention(qkv.clone(), heads, Some(&read_mask), Some(index.clone()));
         let want = reference::attention(qkv, heads, Some(&read_mask), Some(index));
         assert_near(&format!("{what}, readout with mask"), got, want, 1e-5);
     }

@@ -21,6 +21,7 @@
 #[cfg(feature = "webgpu")]
 pub mod attention;
 pub mod cpu;
+pub mod cpu_attention;
 mod epilogue;
 #[cfg(feature = "webgpu")]
 mod extension;
@@ -264,7 +265,39 @@ pub fn attention(
         };
         return Tensor::from_dispatch(out);
     }
+    // In wasm, webclip's own CPU attention (natively flex's, which rayon spreads over every core).
+    #[cfg(target_family = "wasm")]
+    if !on_gpu(&qkv.device()) && uses("attention") && !matches!(mask, Some(AttentionMask::Additive(_))) {
+        return cpu_attention(qkv, heads, mask, index);
+    }
     reference::attention(qkv, heads, mask, index)
+}
+
+/// As [`attention`], by [`cpu_attention::attention`] on the host: what the CPU runs in wasm.
+/// The mask must be a [`AttentionMask::Hidden`] one (the CPU's).
+pub fn cpu_attention(
+    qkv: Tensor<3>,
+    heads: usize,
+    mask: Option<&AttentionMask>,
+    index: Option<Tensor<1, Int>>,
+) -> Tensor<3> {
+    let [rows, tokens, width] = qkv.dims();
+    let device = qkv.device();
+    let hidden_keys = mask.map(|m| match m {
+        AttentionMask::Hidden(m) => {
+            m.clone().into_data().convert::<bool>().try_into_vec::<bool>().expect("a bool mask")
+        }
+        AttentionMask::Additive(_) => panic!("the CPU's attention takes a mask of hidden keys"),
+    });
+    let index = index.map(|i| {
+        let i = i.into_data().convert::<i64>().try_into_vec::<i64>().expect("int indices");
+        i.into_iter().map(|v| v as usize).collect::<Vec<_>>()
+    });
+    let qkv = qkv.into_data().convert::<f32>();
+    let qkv = qkv.as_slice::<f32>().expect("f32 activations");
+    let queries = index.as_ref().map_or(tokens, |i| i.len() / rows.max(1));
+    let out = cpu_attention::attention(qkv, [rows, tokens, width], heads, hidden_keys.as_deref(), index.as_deref());
+    Tensor::from_data(TensorData::new(out, [rows, queries, width / 3]), &device)
 }
 
 /// LayerNorm along the last dimension of `x` `[rows, tokens, width]`.

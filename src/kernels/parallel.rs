@@ -9,19 +9,16 @@
 //! it ([`finish_panel`]), and a whole forward pass runs on a pool thread ([`on_pool`]), so
 //! that the thread handing out panels takes its share of them.
 
-#[cfg(target_family = "wasm")]
 use std::ops::Range;
 
 /// Multiply-adds below which a product stays on one thread (a B/32 text layer's smallest
 /// product, 8 prompts × 77 tokens × 512 × 512, is 160 times more).
-#[cfg(target_family = "wasm")]
 const MIN_WORK: usize = 1 << 20;
 
 /// `f(range)` over `0..panels`, ranges disjoint and covering it, on the pool's threads when
 /// there are several and the product does `work` multiply-adds or more.
-#[cfg(target_family = "wasm")]
 pub fn panels(panels: usize, work: usize, f: impl Fn(Range<usize>) + Send + Sync) {
-    #[cfg(feature = "threads")]
+    #[cfg(all(feature = "threads", target_family = "wasm"))]
     if work >= MIN_WORK && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
         (0..panels).into_par_iter().for_each(|p| f(p..p + 1));
@@ -90,11 +87,9 @@ unsafe impl<T> Send for Unshared<T> {}
 
 /// The output of a product, written by several threads at once, each to its own panels'
 /// columns.
-#[cfg(target_family = "wasm")]
 #[derive(Clone, Copy)]
 pub struct Out(pub *mut f32);
 
-#[cfg(target_family = "wasm")]
 impl Out {
     /// The pointer, through a method so that a closure captures the whole `Out` (which is
     /// `Sync`), not its field alone (a raw pointer, which is not).
@@ -105,7 +100,5 @@ impl Out {
 
 // SAFETY: the threads given an `Out` write disjoint columns of it (one panel each), and the
 // caller waits for them all before reading it (`panels` returns when every range is done).
-#[cfg(target_family = "wasm")]
 unsafe impl Send for Out {}
-#[cfg(target_family = "wasm")]
 unsafe impl Sync for Out {}
